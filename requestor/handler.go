@@ -43,7 +43,8 @@ type Handler interface {
 	AbortSubtask(ctx context.Context, taskID, subtaskID string) error
 	// Shutdown is called once when the server stops (by the Shutdown RPC, a
 	// signal or Server.Shutdown), after the last call has returned, so that
-	// the app can close what it holds. Its error is logged.
+	// the app can close what it holds. Its error is logged, and returned by
+	// Server.Serve and Server.Shutdown so that main can exit non-zero.
 	Shutdown(ctx context.Context) error
 }
 

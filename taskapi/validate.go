@@ -58,7 +58,20 @@ func ValidateJSON(field, s string) error {
 		return nil
 	}
 	if json.Valid([]byte(s)) {
-		return nil
+		// encoding/json lets invalid UTF-8 through inside strings; JSON text
+		// is UTF-8 (RFC 8259) and an app decoding it would get U+FFFD.
+		if utf8.ValidString(s) {
+			return nil
+		}
+		i := 0
+		for i < len(s) {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				break
+			}
+			i += size
+		}
+		return &FieldError{Field: field, Reason: fmt.Sprintf("is not valid JSON: invalid UTF-8 (at byte offset %d)", i)}
 	}
 	// json.Valid says no more; decoding says where.
 	var v any

@@ -11,6 +11,7 @@ package readyline
 import (
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 )
 
@@ -34,7 +35,13 @@ func Parse(line string) (role, addr string, ok bool) {
 	if !found || role == "" || strings.ContainsAny(addr, " \t") {
 		return "", "", false
 	}
-	if _, _, err := net.SplitHostPort(addr); err != nil {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", "", false
+	}
+	// SplitHostPort accepts any port text ("http", "0", "99999"); a server
+	// that serves has bound a numeric port in 1-65535.
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
 		return "", "", false
 	}
 	return role, addr, true

@@ -1,0 +1,228 @@
+// Command providercycle measures the full one-shot provider cycle of a gtask
+// app (spawn, readiness line, one Compute with an empty handler, exit)
+// against a floor measured in the same run: a minimal static Go binary that
+// serves one gRPC call the same way (see floor/). It reports the ratio of
+// gtask's cycle to the floor's at each parallelism; the target is at most
+// 1.3x.
+//
+//	go run ./bench/providercycle                 # 300 cycles per side, parallel 1 and 4
+//	go run ./bench/providercycle -n 1000 -p 1,2,4
+//
+// Both binaries are built static (CGO_ENABLED=0, -trimpath) with the same
+// flags, and driven by the same client code: read the readiness line, dial
+// it, call Compute, wait for the process to exit. The two sides run in
+// alternating rounds so that noise from a shared machine falls on both.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials/insecure"
+
+	pb "github.com/gtask/gtask/gen/golem_task_api"
+	"github.com/gtask/gtask/internal/readyline"
+)
+
+func main() {
+	n := flag.Int("n", 300, "cycles per side and parallelism")
+	par := flag.String("p", "1,4", "comma-separated parallelisms")
+	rounds := flag.Int("rounds", 6, "alternating rounds the cycles are spread over")
+	flag.Parse()
+	if err := run(*n, *par, *rounds); err != nil {
+		fmt.Fprintln(os.Stderr, "providercycle:", err)
+		os.Exit(1)
+	}
+}
+
+func run(n int, par string, rounds int) error {
+	var levels []int
+	for _, f := range strings.Split(par, ",") {
+		p, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || p < 1 {
+			return fmt.Errorf("-p: %q is not a positive number", f)
+		}
+		levels = append(levels, p)
+	}
+	tmp, err := os.MkdirTemp("", "providercycle")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	bins := map[string]string{}
+	for _, name := range []string{"floor", "gtaskapp"} {
+		out := filepath.Join(tmp, name)
+		cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./bench/providercycle/"+name)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("building %s: %w", name, err)
+		}
+		st, err := os.Stat(out)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%-9s %5.1f MiB\n", name, float64(st.Size())/(1<<20))
+		bins[name] = out
+	}
+	work := filepath.Join(tmp, "work")
+	if err := os.Mkdir(work, 0o755); err != nil {
+		return err
+	}
+	// Warm the page cache and the toolchain's effects before measuring.
+	for _, b := range bins {
+		if _, err := cycles(b, work, 20, 2); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("\n%-8s %12s %12s %12s %12s %8s\n", "parallel", "floor/s", "gtask/s", "floor p50", "gtask p50", "ratio")
+	for _, p := range levels {
+		var floorT, gtaskT time.Duration
+		var floorLat, gtaskLat []time.Duration
+		per := max(n/rounds, p)
+		for range rounds {
+			lat, d, err := timed(bins["floor"], work, per, p)
+			if err != nil {
+				return err
+			}
+			floorT += d
+			floorLat = append(floorLat, lat...)
+			lat, d, err = timed(bins["gtaskapp"], work, per, p)
+			if err != nil {
+				return err
+			}
+			gtaskT += d
+			gtaskLat = append(gtaskLat, lat...)
+		}
+		total := float64(per * rounds)
+		fmt.Printf("%-8d %12.1f %12.1f %12s %12s %7.3fx\n", p,
+			total/floorT.Seconds(), total/gtaskT.Seconds(),
+			median(floorLat).Round(10*time.Microsecond), median(gtaskLat).Round(10*time.Microsecond),
+			gtaskT.Seconds()/floorT.Seconds())
+	}
+	fmt.Println("\nratio = gtask's wall time for the same number of cycles / the floor's (target <= 1.3x)")
+	return nil
+}
+
+func timed(bin, work string, n, p int) ([]time.Duration, time.Duration, error) {
+	start := time.Now()
+	lat, err := cycles(bin, work, n, p)
+	return lat, time.Since(start), err
+}
+
+// cycles runs n cycles of bin with p at a time and returns each one's time.
+func cycles(bin, work string, n, p int) ([]time.Duration, error) {
+	var (
+		mu    sync.Mutex
+		lats  []time.Duration
+		first error
+		wg    sync.WaitGroup
+	)
+	next := make(chan struct{}, n)
+	for range n {
+		next <- struct{}{}
+	}
+	close(next)
+	for range p {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range next {
+				t := time.Now()
+				err := cycle(bin, work)
+				d := time.Since(t)
+				mu.Lock()
+				lats = append(lats, d)
+				if err != nil && first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return lats, first
+}
+
+// cycle is one provider's life as a host sees it.
+func cycle(bin, work string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--work-dir", work, "provider", "0")
+	if strings.HasSuffix(bin, "floor") {
+		cmd = exec.CommandContext(ctx, bin)
+	}
+	cmd.Dir = work
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	addr, err := readyAddr(out)
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return err
+	}
+	conn, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 5 * time.Millisecond, Multiplier: 1.6, MaxDelay: 100 * time.Millisecond},
+			MinConnectTimeout: time.Second,
+		}))
+	if err != nil {
+		return err
+	}
+	_, err = pb.NewProviderAppClient(conn).Compute(ctx,
+		&pb.ComputeRequest{TaskId: "t", SubtaskId: "s", SubtaskParamsJson: "{}"},
+		grpc.WaitForReady(true))
+	conn.Close()
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return fmt.Errorf("%s: Compute: %w", filepath.Base(bin), err)
+	}
+	_, _ = io.Copy(io.Discard, out)
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Base(bin), err)
+	}
+	return nil
+}
+
+func readyAddr(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil {
+		return "", fmt.Errorf("no readiness line: %w", err)
+	}
+	_, addr, ok := readyline.Parse(line)
+	if !ok {
+		return "", errors.New("unexpected first line: " + line)
+	}
+	return readyline.Dialable(addr)
+}
+
+func median(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
