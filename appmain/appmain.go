@@ -90,7 +90,7 @@ func Run(ctx context.Context, args []string, roles Roles, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil)).With("role", inv.role)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{ReplaceAttr: utcTime})).With("role", inv.role)
 	if err := run(ctx, inv, roles, log, stdout); err != nil {
 		log.Error("exiting", "err", err)
 		return err
@@ -223,13 +223,15 @@ func run(ctx context.Context, inv invocation, roles Roles, log *slog.Logger, std
 		return errors.Join(err, srv.Shutdown(context.WithoutCancel(ctx)))
 	}
 	addr := lis.Addr().String()
-	log.Info("serving", "addr", addr, "work_dir", workDir, "tls", tlsCfg != nil)
 	// The listener is bound, so a host that reads the line and dials at once
-	// is queued by the kernel until Serve accepts it.
-	if _, err := fmt.Fprintln(stdout, readyline.Format(inv.role, addr)); err != nil {
+	// is queued by the kernel until Serve accepts it. The line goes before
+	// the log line: the host is waiting for it.
+	_, printErr := fmt.Fprintln(stdout, readyline.Format(inv.role, addr))
+	log.Info("serving", "addr", addr, "work_dir", workDir, "tls", tlsCfg != nil)
+	if printErr != nil {
 		// The line is an optimisation for the host (it may poll health
 		// instead), so a closed stdout is no reason not to serve.
-		log.Warn("could not print the readiness line", "err", err)
+		log.Warn("could not print the readiness line", "err", printErr)
 	}
 	if err := srv.Serve(ctx, lis); err != nil {
 		return err
@@ -282,4 +284,14 @@ func defaultListenHost(workDir string) string {
 		return "0.0.0.0"
 	}
 	return "127.0.0.1"
+}
+
+// utcTime logs times in UTC: logs of requestors and providers on different
+// machines line up, and a provider, whose start-up is on the host's hot
+// path, need not load the local time zone.
+func utcTime(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && a.Key == slog.TimeKey && a.Value.Kind() == slog.KindTime {
+		a.Value = slog.TimeValue(a.Value.Time().UTC())
+	}
+	return a
 }

@@ -167,7 +167,15 @@ func cycle(bin, work string) error {
 		cmd = exec.CommandContext(ctx, bin)
 	}
 	cmd.Dir = work
-	cmd.Stderr = os.Stderr
+	// The app's log goes to a file of its own, as a host's per-run log does;
+	// a failing cycle prints it.
+	logFile, err := os.CreateTemp(work, "run-*.log")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(logFile.Name())
+	defer logFile.Close()
+	cmd.Stderr = logFile
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -201,7 +209,8 @@ func cycle(bin, work string) error {
 	}
 	_, _ = io.Copy(io.Discard, out)
 	if err := cmd.Wait(); err != nil {
-		return fmt.Errorf("%s: %w", filepath.Base(bin), err)
+		logText, _ := os.ReadFile(logFile.Name())
+		return fmt.Errorf("%s: %w\n%s", filepath.Base(bin), err, logText)
 	}
 	return nil
 }
