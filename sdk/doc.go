@@ -84,9 +84,14 @@
 // with encoding/json and unknown fields refused: a typo'd field is
 // codes.InvalidArgument naming it ("task_params_json: unknown field
 // \"frmaes\""), a value of the wrong type names its field ("field
-// \"frames.count\": got a JSON string, want int"). Empty params give the
-// zero P. When P (or *P) has a method Validate() error, it runs after
-// decoding and its error is codes.InvalidArgument too. Split may refuse a
+// \"frames.count\": got a JSON string, want int"). When *P has a method
+// SetDefaults(), it runs before decoding: fields the JSON leaves out keep
+// their defaults, an explicit zero is kept, and empty params give the
+// defaults whole; without it, empty params give the zero P. When P (or *P)
+// has a method Validate() error, it runs after decoding and its error is
+// codes.InvalidArgument too: return a plain error from Validate (the SDK
+// adds ErrInvalidParams and the field), whereas Split wraps ErrInvalidParams
+// itself. Split may refuse a
 // task the same way, by returning an error wrapping ErrInvalidParams (or a
 // *taskapi.FieldError); any other error of Split is codes.Internal. A task
 // that splits into no parts is InvalidArgument; more parts than

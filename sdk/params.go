@@ -15,12 +15,21 @@ import (
 // decoding (on T or *T). Its error is answered as codes.InvalidArgument.
 type validator interface{ Validate() error }
 
+// defaulter is what a parameter type implements (on *T) to fill in its
+// defaults before decoding: fields the JSON leaves out keep them, and empty
+// params give the defaults whole. A default cannot be told from a zero value
+// after decoding, so it has to come first.
+type defaulter interface{ SetDefaults() }
+
 // decodeParams decodes raw, the JSON of request field field, into a T:
 // unknown fields are refused, empty raw gives the zero T, and errors name
-// the field at fault and wrap ErrInvalidParams. With check, T's Validate
-// runs too.
+// the field at fault and wrap ErrInvalidParams. *T's SetDefaults, if any,
+// runs first; with check, T's Validate runs after.
 func decodeParams[T any](field string, raw json.RawMessage, check bool) (T, error) {
 	var v T
+	if d, ok := any(&v).(defaulter); ok {
+		d.SetDefaults()
+	}
 	if len(bytes.TrimSpace(raw)) > 0 {
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.DisallowUnknownFields()

@@ -33,7 +33,7 @@ const (
 
 // Split cuts the image into horizontal strips.
 func (app) Split(ctx context.Context, t *sdk.Task[Params]) ([]sdk.Part[Strip], error) {
-	p := t.Params.withDefaults()
+	p := t.Params
 	ss := strips(p.Height, p.RowsPerPart, t.MaxParts)
 	parts := make([]sdk.Part[Strip], len(ss))
 	for i, s := range ss {
@@ -103,7 +103,7 @@ func sample(key string, size, n int) []int {
 
 // Merge assembles the strips, in part order, into mandelbrot.png.
 func (app) Merge(ctx context.Context, t *sdk.Task[Params], results []*sdk.Result[Params, Strip]) error {
-	p := t.Params.withDefaults()
+	p := t.Params
 	img := image.NewGray(image.Rect(0, 0, p.Width, p.Height))
 	for _, r := range results {
 		pix, err := os.ReadFile(r.File)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -87,8 +88,13 @@ func TestParamsJSON(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// As the SDK decodes task params: SetDefaults, then a strict
+			// decode (see the sdk package doc).
 			var p Params
-			err := json.Unmarshal([]byte(tt.json), &p)
+			p.SetDefaults()
+			dec := json.NewDecoder(strings.NewReader(tt.json))
+			dec.DisallowUnknownFields()
+			err := dec.Decode(&p)
 			if tt.wantErr != "" {
 				require.ErrorContains(t, err, tt.wantErr)
 				return
@@ -243,16 +249,6 @@ func TestSplitObeysMaxParts(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, parts, 2)
 	assert.Equal(t, Strip{Image: small(), Y0: 36, Rows: 36}, parts[1].Params)
-}
-
-// TestSplitWithoutParams: the SDK hands the zero Params over when the host
-// sends none, and that means the default image.
-func TestSplitWithoutParams(t *testing.T) {
-	require.NoError(t, Params{}.Validate())
-	parts, err := app{}.Split(context.Background(), newTask(t, Params{}))
-	require.NoError(t, err)
-	require.Len(t, parts, 768/64)
-	assert.Equal(t, DefaultParams(), parts[0].Params.Image)
 }
 
 func TestVerifyRejects(t *testing.T) {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"math"
 )
@@ -42,36 +40,15 @@ func DefaultParams() Params {
 	}
 }
 
-// UnmarshalJSON starts from DefaultParams, so that a field left out keeps
-// its default while an explicit 0 (a valid x_min) is kept: zero values
-// cannot mean "default" here. It refuses unknown fields itself, because a
-// custom unmarshaler does not inherit the caller's DisallowUnknownFields.
-func (p *Params) UnmarshalJSON(b []byte) error {
-	type plain Params // without methods, so Decode does not recurse here
-	v := plain(DefaultParams())
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&v); err != nil {
-		return err
-	}
-	*p = Params(v)
-	return nil
-}
-
-// withDefaults returns p, or DefaultParams when p is the zero Params: the
-// SDK hands that over when the host sends no params at all, and then
-// UnmarshalJSON never runs. (No real image has every field zero.)
-func (p Params) withDefaults() Params {
-	if p == (Params{}) {
-		return DefaultParams()
-	}
-	return p
-}
+// SetDefaults starts the params from DefaultParams: the SDK calls it
+// before decoding, so a field left out keeps its default while an explicit
+// 0 (a valid x_min) is kept, and a task with no params renders the default
+// image.
+func (p *Params) SetDefaults() { *p = DefaultParams() }
 
 // Validate refuses params that make no image. The SDK calls it after
 // decoding and answers its error as InvalidArgument.
 func (p Params) Validate() error {
-	p = p.withDefaults()
 	bad := func(field, format string, args ...any) error {
 		return fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...))
 	}
