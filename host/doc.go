@@ -1,8 +1,50 @@
-// Package host drives Golem Task API apps. This part of it holds the typed
-// clients a host uses to call an app's two services: RequestorClient for the
-// long-running RequestorApp and ProviderClient for a one-shot ProviderApp.
-// They speak the wire contract (see proto/golem_task_api), so they drive any
-// app that speaks it, whatever language it is written in.
+// Package host drives Golem Task API apps: Run runs one whole task, with a
+// Launcher that starts the app's requestor and providers, and the typed
+// clients (RequestorClient for the long-running RequestorApp,
+// ProviderClient for a one-shot ProviderApp) call them.
+//
+// # Running a task
+//
+// Run creates the task once, then keeps RunConfig.Providers slots busy:
+// each slot asks NextSubtask for its node (a fresh subtask id every time),
+// copies the resources into a fresh provider's task dir, calls Compute
+// under a per-attempt deadline, checks the one output the provider names
+// (a relative path that stays inside its task dir, a regular file, no
+// symbolic link, not too big: anything else is a failed attempt, and no
+// file is ever read from elsewhere) and copies it into
+// subtask_outputs/{subtask}/. Verification is a stage of its own, with its
+// own concurrency and time limit, so providers go on computing while
+// results are judged: SUCCESS is done; FAILURE sends the part to another
+// node; INCONCLUSIVE and AWAITING_DATA are verified again after a later
+// verification (the app makes a replica pending for INCONCLUSIVE). A node
+// whose attempt failed, in any way, gets no more of the task: its slot goes
+// on as a new node. Failed attempts are bounded (RunConfig.MaxAttempts);
+// too many, the task's Timeout, a task that cannot progress or the end of
+// ctx abort it (AbortTask), and whatever happens every provider and the
+// requestor are gone when Run returns.
+//
+// Every step is an Event, written as one JSON line to the run's
+// events.jsonl and passed to RunConfig.OnEvent; each carries the run's
+// Progress (parts done of all, computing, verifying, failed, retried), and
+// the last one a Summary. RunConfig.Chaos sabotages attempts on purpose
+// (killed, stalled, wrong or garbage output), reproducibly from a seed, to
+// show that the task still ends with the same output.
+//
+//	res, err := host.Run(ctx, host.RunConfig{
+//		Launcher: host.ProcessLauncher{Bin: "./mandelbrot", GtaskApp: true},
+//		Params:   json.RawMessage(`{"width": 640, "height": 480}`),
+//		OnEvent:  func(ev host.Event) { bar.Set(ev.Progress.Done, ev.Progress.Parts) },
+//	})
+//	if err != nil {
+//		return err // the host's trouble, or ctx ended; the task was aborted
+//	}
+//	fmt.Println(res.Summary()) // finished in 2.1s: 15/15 parts, ...
+//	// res.Outcome: Finished (results in res.OutputsDir), Failed or Aborted.
+//
+// # Calling an app
+//
+// The clients speak the wire contract (see proto/golem_task_api), so they
+// drive any app that speaks it, whatever language it is written in.
 //
 // A dial returns only once the server's standard health service answers
 // SERVING, so the first call never races the app's start-up; reconnects are
@@ -10,7 +52,7 @@
 // A launcher that reads the app's stdout learns the address from its
 // readiness line with ReadyAddr instead of guessing it.
 //
-// The host's loop for one task, in short:
+// The loop Run runs, in short, with the clients alone:
 //
 //	rc, err := host.DialRequestor(ctx, "127.0.0.1:50005", host.WithTLSDir(workDir))
 //	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -16,6 +17,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// The launcher tests re-execute this binary as an app's process (see
+	// launch_app_test.go): then it is that app, not the tests.
+	if mode := os.Getenv(testAppEnv); mode != "" {
+		runTestApp(mode)
+		return
+	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -107,7 +107,9 @@
 // task_inputs/, subtask_inputs/, task_outputs/, subtask_outputs/ and .gtask/
 // where they are missing. The SDK's own files are in .gtask/, never in
 // task_outputs/: state.db (the task's bbolt store), merge/ (Merge's staging
-// dir) and status.json (the outcome, below).
+// dir), task.json ({"parts": N}, the number of parts Split returned,
+// written atomically once the parts are stored, so that a host sharing the
+// file system can show progress) and status.json (the outcome, below).
 //
 // # Parts and subtasks
 //

@@ -31,6 +31,16 @@ var (
 // storeFile is the name of a task's state store in RequestorDir.State().
 const storeFile = "state.db"
 
+// taskInfoFile, in RequestorDir.State(), tells hosts sharing the file
+// system what the task is made of (taskInfo), from CreateTask on.
+const taskInfoFile = "task.json"
+
+// taskInfo is the content of taskInfoFile: {"parts": N}, the number of
+// parts Split returned.
+type taskInfo struct {
+	Parts int `json:"parts"`
+}
+
 // NewRequestor returns the requestor.Handler of app for the requestor work
 // dir workDir: task T lives in workDir/T (see RequestorDir), its state in
 // workDir/T/.gtask/state.db. One Handler serves any number of tasks at once,
@@ -295,6 +305,13 @@ func (h *requestorHandler[P, S]) create(ctx context.Context, e *taskEntry[P, S],
 	// it, created just now, or a crash could take the task with them.
 	if err := errors.Join(syncDir(e.dir.Root), syncDir(h.workDir)); err != nil {
 		return fmt.Errorf("task %q: %w", id, err)
+	}
+	// A host shows progress as parts done out of parts in all; the store
+	// is not its to read, so the count is published beside status.json.
+	// It is a convenience: a failed write is logged, not the task's end.
+	info, _ := json.Marshal(taskInfo{Parts: len(parts)})
+	if err := writeAtomic(filepath.Join(e.dir.State(), taskInfoFile), info); err != nil {
+		h.log.Warn("writing task.json failed", "task", id, "err", err)
 	}
 	h.log.Info("task created", "task", id, "parts", len(parts))
 	return nil

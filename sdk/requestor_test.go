@@ -90,6 +90,16 @@ func TestCreateTask(t *testing.T) {
 	}
 }
 
+func TestCreateTaskPublishesParts(t *testing.T) {
+	hs := newHarness(t, &fakeApp{})
+	taskJSON := filepath.Join(hs.wd, "T", ".gtask", "task.json")
+	assert.NoFileExists(t, taskJSON)
+	hs.create("T", `{"parts": 3}`)
+	raw, err := os.ReadFile(taskJSON)
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"parts": 3}`, string(raw), "a host reads the number of parts here")
+}
+
 func TestCreateTaskTwice(t *testing.T) {
 	hs := newHarness(t, &fakeApp{})
 	hs.create("T", `{}`)
