@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/gtask/gtask/internal/files"
 	"github.com/gtask/gtask/internal/taskstore"
 )
 
@@ -183,43 +184,13 @@ func publish(staging, dst string) error {
 		if errors.Is(err, syscall.EXDEV) {
 			// task_outputs is a mount of its own (a container's volume,
 			// say): copy instead.
-			err = copyTree(from, to)
+			err = files.CopyTree(from, to, true)
 		}
 		if err != nil {
 			return err
 		}
 	}
 	return errors.Join(syncDir(dst), syncDir(staging))
-}
-
-func copyTree(from, to string) error {
-	return filepath.WalkDir(from, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(from, p)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(to, rel)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		if !d.Type().IsRegular() {
-			return fmt.Errorf("%s: not a regular file", p)
-		}
-		src, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer src.Close()
-		dst, err := os.Create(target)
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(dst, src)
-		return errors.Join(err, dst.Sync(), dst.Close())
-	})
 }
 
 func syncDir(dir string) error {
