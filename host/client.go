@@ -97,7 +97,7 @@ func WithGRPCOptions(opts ...grpc.DialOption) DialOption {
 // (NotFound, InvalidArgument, FailedPrecondition, ...). A host must treat any
 // error as a failure of that call.
 type RequestorClient struct {
-	conn *grpc.ClientConn
+	conn *grpc.ClientConn // the connection it dialled, closed by Close; nil for one it was given
 	rpc  pb.RequestorAppClient
 	once sync.Once
 }
@@ -105,9 +105,23 @@ type RequestorClient struct {
 // ProviderClient calls an app's one-shot ProviderApp service. It is safe for
 // concurrent use; errors are as for RequestorClient.
 type ProviderClient struct {
-	conn *grpc.ClientConn
+	conn *grpc.ClientConn // as RequestorClient's
 	rpc  pb.ProviderAppClient
 	once sync.Once
+}
+
+// NewRequestorClient returns a client that calls the RequestorApp over
+// conn: a DirectInstance's Conn (an app in this process, ready at once, no
+// dial), or a connection the caller made itself. The caller keeps conn:
+// Close does not close it.
+func NewRequestorClient(conn grpc.ClientConnInterface) *RequestorClient {
+	return &RequestorClient{rpc: pb.NewRequestorAppClient(conn)}
+}
+
+// NewProviderClient returns a client that calls the ProviderApp over conn,
+// as NewRequestorClient does.
+func NewProviderClient(conn grpc.ClientConnInterface) *ProviderClient {
+	return &ProviderClient{rpc: pb.NewProviderAppClient(conn)}
 }
 
 // DialRequestor connects to the RequestorApp served at addr (host:port) and
@@ -359,8 +373,9 @@ func (c *RequestorClient) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the connection; calls in flight fail with codes.Canceled.
-// It is safe to call more than once: later calls return nil.
+// Close closes the connection DialRequestor made; calls in flight fail
+// with codes.Canceled. It is safe to call more than once: later calls
+// return nil. It does nothing for a client of NewRequestorClient.
 func (c *RequestorClient) Close() error { return closeOnce(&c.once, c.conn) }
 
 // Compute computes subtaskID on the one-shot provider and returns the path
@@ -396,12 +411,17 @@ func (c *ProviderClient) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the connection, as RequestorClient.Close does.
+// Close closes the connection DialProvider made, as RequestorClient.Close
+// does.
 func (c *ProviderClient) Close() error { return closeOnce(&c.once, c.conn) }
 
 func closeOnce(once *sync.Once, conn *grpc.ClientConn) error {
 	var err error
-	once.Do(func() { err = conn.Close() })
+	once.Do(func() {
+		if conn != nil {
+			err = conn.Close()
+		}
+	})
 	return err
 }
 

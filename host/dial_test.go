@@ -53,7 +53,7 @@ func TestDialWaitsForServerToListen(t *testing.T) {
 		<-res
 		t.Skipf("the reserved port %s was taken meanwhile: %v", addr, err)
 	}
-	serveOn(t, lis, nil, func(s *grpc.Server) {
+	serveOn(t, lis, nil, func(s grpc.ServiceRegistrar) {
 		pb.RegisterProviderAppServer(s, &fakeProvider{})
 	})
 	started := time.Now()

@@ -22,8 +22,9 @@ type EventKind string
 const (
 	// EventTaskStarted: Run began; Task names the task.
 	EventTaskStarted EventKind = "task_started"
-	// EventRequestorStarted: a requestor serves and is dialled; Attempt is 1
-	// for the first, 2 after the first restart, and so on.
+	// EventRequestorStarted: a requestor serves and is dialled (or, a
+	// DirectInstance, connected in process); Attempt is 1 for the first, 2
+	// after the first restart, and so on.
 	EventRequestorStarted EventKind = "requestor_started"
 	// EventRequestorDied: the requestor exited during a call (Reason says
 	// which and why); a restart follows unless the restarts are used up.

@@ -47,7 +47,7 @@ func (a exampleApp) Shutdown(context.Context, *pb.ShutdownRequest) (*pb.Shutdown
 func Example() {
 	// Serve the app on a free port, as `app requestor PORT` would.
 	app := &exampleApp{}
-	srv := rpcserver.New(rpcserver.Config{}, func(s *grpc.Server) { pb.RegisterRequestorAppServer(s, app) })
+	srv := rpcserver.New(rpcserver.Config{}, func(s grpc.ServiceRegistrar) { pb.RegisterRequestorAppServer(s, app) })
 	app.stop = srv.RequestStop
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

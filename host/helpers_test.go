@@ -143,7 +143,7 @@ func listen(t *testing.T) net.Listener {
 
 // serveOn serves an rpcserver on lis until the test ends; the cleanup waits
 // for Serve to return, so no server goroutine outlives its test.
-func serveOn(t *testing.T, lis net.Listener, tlsCfg *tls.Config, register func(*grpc.Server)) *rpcserver.Server {
+func serveOn(t *testing.T, lis net.Listener, tlsCfg *tls.Config, register func(grpc.ServiceRegistrar)) *rpcserver.Server {
 	t.Helper()
 	srv := rpcserver.New(rpcserver.Config{TLS: tlsCfg, GracePeriod: time.Second}, register)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -159,14 +159,14 @@ func serveOn(t *testing.T, lis net.Listener, tlsCfg *tls.Config, register func(*
 func serveRequestor(t *testing.T, f *fakeRequestor, tlsCfg *tls.Config) string {
 	t.Helper()
 	lis := listen(t)
-	serveOn(t, lis, tlsCfg, func(s *grpc.Server) { pb.RegisterRequestorAppServer(s, f) })
+	serveOn(t, lis, tlsCfg, func(s grpc.ServiceRegistrar) { pb.RegisterRequestorAppServer(s, f) })
 	return lis.Addr().String()
 }
 
 func serveProvider(t *testing.T, f *fakeProvider) string {
 	t.Helper()
 	lis := listen(t)
-	serveOn(t, lis, nil, func(s *grpc.Server) { pb.RegisterProviderAppServer(s, f) })
+	serveOn(t, lis, nil, func(s grpc.ServiceRegistrar) { pb.RegisterProviderAppServer(s, f) })
 	return lis.Addr().String()
 }
 

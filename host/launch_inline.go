@@ -8,21 +8,31 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
+
+	"google.golang.org/grpc"
 
 	"github.com/gtask/gtask/appmain"
 	"github.com/gtask/gtask/internal/mtls"
+	"github.com/gtask/gtask/internal/rpcserver"
 	"github.com/gtask/gtask/provider"
 	"github.com/gtask/gtask/requestor"
 )
 
 // InlineLauncher runs an app inside the host's own process: each Start
 // makes the role's handler with the app's factory and serves it with
-// requestor.NewServer or provider.NewServer on a fresh loopback port, on a
-// goroutine of the instance. It serves the same gRPC contract as a process
-// (health, the work dir's mutual TLS, a provider's one call), so the Runner
-// cannot tell the two apart, but a start costs microseconds, not a process:
-// for tests, for embedding an app in a program, and for apps whose parts are
-// too small to pay for a process each.
+// requestor.NewServer or provider.NewServer, on a goroutine of the
+// instance. It serves the same contract as a process (the work dir's mutual
+// TLS, a provider's one call), but a start costs microseconds, not a
+// process: for tests, for embedding an app in a program, and for apps whose
+// parts are too small to pay for a process each.
+//
+// Its instances are DirectInstances: the Runner calls them in process
+// through Conn, with the servers' own checks and codes but no network, so
+// a subtask costs no socket, dial or health check. Such an instance binds
+// its loopback port only when Addr is first called, for a caller that
+// dials it (gRPC over that port then works as with a process); Addr
+// returns "" when the port cannot be bound, and the app's log says why.
 //
 // Its instances' Stop shuts the server down gracefully (calls in flight
 // get until Stop's ctx ends, at most the server's 5 s grace period) and
@@ -43,8 +53,8 @@ type InlineLauncher struct {
 }
 
 var (
-	_ Launcher = InlineLauncher{}
-	_ Instance = (*inlineInstance)(nil)
+	_ Launcher       = InlineLauncher{}
+	_ DirectInstance = (*inlineInstance)(nil)
 )
 
 // inlineServer is what an inline instance needs of requestor.Server and
@@ -52,17 +62,17 @@ var (
 type inlineServer interface {
 	Serve(ctx context.Context, lis net.Listener) error
 	Shutdown(ctx context.Context) error
+	Conn() grpc.ClientConnInterface
 }
 
-// Start makes the handler and starts serving it; it returns as soon as the
-// listener is bound, which is enough: the kernel queues a dial until the
-// server accepts it, and the server answers SERVING from its first call. A
-// failed start's error names the log, and the factory's error is logged to
-// it too.
+// Start makes the handler and starts serving it; it returns at once, which
+// is enough: a call through Conn is served from the start, and a dial of
+// Addr, whose listener is bound before Addr returns, is queued by the
+// kernel until the server accepts it. A failed start's error names the
+// log, and the factory's error is logged to it too.
 func (l InlineLauncher) Start(ctx context.Context, role Role, workDir, logPath string) (Instance, error) {
-	what := fmt.Sprintf("the inline app as %s in %s", role, workDir)
 	fail := func(err error) error {
-		return fmt.Errorf("host: starting %s: %w (log %s)", what, err, logPath)
+		return fmt.Errorf("host: starting the inline app as %s in %s: %w (log %s)", role, workDir, err, logPath)
 	}
 	if err := checkRole(role); err != nil {
 		return nil, fail(err)
@@ -96,20 +106,14 @@ func (l InlineLauncher) Start(ctx context.Context, role Role, workDir, logPath s
 	if err != nil {
 		return failLogged(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		// The handler exists already; Shutdown lets the app close what it
-		// opened (the requestor's Handler.Shutdown).
-		return failLogged(errors.Join(err, srv.Shutdown(context.WithoutCancel(ctx))))
-	}
 	i := &inlineInstance{
-		what: fmt.Sprintf("the inline app as %s in %s (log %s)", role, dir, logPath),
-		addr: lis.Addr().String(),
+		role: role, dir: dir, logPath: logPath,
+		lis:  newLazyListener(log),
 		srv:  srv,
 		done: make(chan struct{}),
 	}
-	log.Info("serving", "addr", i.addr, "work_dir", dir, "tls", tlsCfg != nil)
-	go i.serve(lis, logf)
+	log.Info("serving in process", "work_dir", dir, "tls", tlsCfg != nil)
+	go i.serve(logf)
 	return i, nil
 }
 
@@ -147,26 +151,40 @@ func (l InlineLauncher) server(role Role, dir string, log *slog.Logger, tlsCfg *
 // inlineInstance is one app served inside the host. Its serve goroutine is
 // its own and has ended once done is closed.
 type inlineInstance struct {
-	what string
-	addr string
-	srv  inlineServer
-	done chan struct{} // closed once Serve has returned
-	err  error         // Serve's error; set before done is closed
+	role    Role
+	dir     string
+	logPath string
+	lis     *lazyListener
+	srv     inlineServer
+	done    chan struct{} // closed once Serve has returned
+	err     error         // Serve's error; set before done is closed
 }
 
 // serve serves until the server stops (Stop, Kill, a Shutdown RPC, a
 // provider's one call), then closes the log.
-func (i *inlineInstance) serve(lis net.Listener, logf *os.File) {
+func (i *inlineInstance) serve(logf *os.File) {
 	// Serve's ctx never ends: Start's ctx bounds only the start, and the
 	// instance stops through Shutdown.
-	if err := i.srv.Serve(context.Background(), lis); err != nil {
-		i.err = fmt.Errorf("host: %s: %w", i.what, err)
+	if err := i.srv.Serve(context.Background(), i.lis); err != nil {
+		i.err = fmt.Errorf("host: %s: %w", i.what(), err)
 	}
 	logf.Close()
 	close(i.done)
 }
 
-func (i *inlineInstance) Addr() string { return i.addr }
+// what names the instance for errors; made only for one, since a start
+// is cheap enough for a format to count.
+func (i *inlineInstance) what() string {
+	return fmt.Sprintf("the inline app as %s in %s (log %s)", i.role, i.dir, i.logPath)
+}
+
+// Addr binds the instance's loopback port, the first time, and returns its
+// address; "" when it cannot be bound (the app's log says why) or the
+// instance stopped before anyone asked.
+func (i *inlineInstance) Addr() string { return i.lis.listen() }
+
+// Conn calls the app's server in process (see DirectInstance).
+func (i *inlineInstance) Conn() grpc.ClientConnInterface { return i.srv.Conn() }
 
 // Stop shuts the server down gracefully: calls in flight get until ctx
 // ends (at most the server's grace period) and are then cancelled. It
@@ -184,7 +202,7 @@ func (i *inlineInstance) Stop(ctx context.Context) error {
 		return i.err
 	}
 	if err := context.Cause(ctx); err != nil {
-		return fmt.Errorf("host: %s did not stop in time, stopped by force: %w", i.what, err)
+		return fmt.Errorf("host: %s did not stop in time, stopped by force: %w", i.what(), err)
 	}
 	return nil
 }
@@ -208,6 +226,95 @@ func (i *inlineInstance) Wait() error {
 	<-i.done
 	return i.err
 }
+
+// lazyListener is an inline instance's listener: it binds a loopback port
+// only when listen is first called, so that an instance the host calls in
+// process never pays for a socket, nor for a grpc.Server (the server makes
+// none until Bound). The grpc server serving on it closes it when it
+// stops.
+type lazyListener struct {
+	log    *slog.Logger  // the app's; written to only while the listener is open, before the log is closed
+	bound  chan struct{} // closed once lis is bound
+	closed chan struct{} // closed by Close
+
+	mu       sync.Mutex
+	lis      net.Listener // the bound listener; nil until listen succeeds
+	addr     string       // lis's address
+	err      error        // why binding failed, if it did: listen does not try again
+	isClosed bool
+}
+
+var _ rpcserver.OnDemand = (*lazyListener)(nil)
+
+func newLazyListener(log *slog.Logger) *lazyListener {
+	return &lazyListener{log: log, bound: make(chan struct{}), closed: make(chan struct{})}
+}
+
+// listen binds the port unless it is bound already, and returns its
+// address, or "" when it cannot be bound or the listener is closed.
+func (l *lazyListener) listen() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lis != nil || l.err != nil || l.isClosed {
+		return l.addr
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		l.err = err
+		l.log.Error("cannot listen: dialling the app is impossible", "err", err)
+		return ""
+	}
+	l.lis, l.addr = lis, lis.Addr().String()
+	l.log.Info("listening", "addr", l.addr)
+	close(l.bound)
+	return l.addr
+}
+
+// Bound is closed once the port is bound.
+func (l *lazyListener) Bound() <-chan struct{} { return l.bound }
+
+// Accept waits until the port is bound, then accepts on it; it fails with
+// net.ErrClosed once the listener is closed.
+func (l *lazyListener) Accept() (net.Conn, error) {
+	select {
+	case <-l.bound:
+		return l.lis.Accept() // set before bound was closed, never changed
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close closes the bound listener, if any, and ends Accept.
+func (l *lazyListener) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.isClosed {
+		return nil
+	}
+	l.isClosed = true
+	close(l.closed)
+	if l.lis == nil {
+		return nil
+	}
+	return l.lis.Close()
+}
+
+// Addr is the bound address, or an unbound placeholder until then: grpc
+// and the servers ask for it only to log it.
+func (l *lazyListener) Addr() net.Addr {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lis != nil {
+		return l.lis.Addr()
+	}
+	return inProcessAddr{}
+}
+
+// inProcessAddr is the address of an inline app that listens nowhere yet.
+type inProcessAddr struct{}
+
+func (inProcessAddr) Network() string { return "tcp" }
+func (inProcessAddr) String() string  { return "in process, no port bound yet" }
 
 // utcTime logs times in UTC, as appmain does, so that an inline app's log
 // reads like a process's.

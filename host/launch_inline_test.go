@@ -38,28 +38,36 @@ func TestInlineLogs(t *testing.T) {
 }
 
 // BenchmarkInlineProvider measures a no-op subtask's whole life inline:
-// start, dial, Compute, end. Its inverse is the ceiling of an inline run's
-// subtasks per second on one core, before the requestor's share.
+// start, connect, Compute, end; "grpc" dials the provider's port, "direct"
+// calls it in process, as the Runner does. Its inverse is the ceiling of an
+// inline run's subtasks per second on one core, before the requestor's
+// share.
 func BenchmarkInlineProvider(b *testing.B) {
-	l := host.InlineLauncher{Roles: testAppRoles()}
-	dir := b.TempDir()
-	logPath := filepath.Join(b.TempDir(), "app.log")
-	ctx := b.Context()
-	for i := 0; b.Loop(); i++ {
-		inst, err := l.Start(ctx, host.RoleProvider, dir, logPath)
-		if err != nil {
-			b.Fatal(err)
-		}
-		c, err := host.DialProvider(ctx, inst.Addr())
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := c.Compute(ctx, "t1", "s"+strconv.Itoa(i), json.RawMessage(`{}`)); err != nil {
-			b.Fatal(err)
-		}
-		c.Close()
-		if err := inst.Wait(); err != nil {
-			b.Fatal(err)
-		}
+	for _, p := range paths {
+		b.Run(p.name, func(b *testing.B) {
+			l := host.InlineLauncher{Roles: testAppRoles()}
+			dir := b.TempDir()
+			logPath := filepath.Join(b.TempDir(), "app.log")
+			ctx := b.Context()
+			for i := 0; b.Loop(); i++ {
+				inst, err := l.Start(ctx, host.RoleProvider, dir, logPath)
+				if err != nil {
+					b.Fatal(err)
+				}
+				var c *host.ProviderClient
+				if p.direct {
+					c = host.NewProviderClient(inst.(host.DirectInstance).Conn())
+				} else if c, err = host.DialProvider(ctx, inst.Addr()); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := c.Compute(ctx, "t1", "s"+strconv.Itoa(i), json.RawMessage(`{}`)); err != nil {
+					b.Fatal(err)
+				}
+				c.Close()
+				if err := inst.Wait(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -2,6 +2,8 @@ package host
 
 import (
 	"context"
+
+	"google.golang.org/grpc"
 )
 
 // Role is the part an app plays in a task: the long-lived requestor or a
@@ -30,7 +32,9 @@ type Launcher interface {
 
 // Instance is one running app.
 type Instance interface {
-	// Addr is the address to dial, e.g. "127.0.0.1:43121".
+	// Addr is the address to dial, e.g. "127.0.0.1:43121". A
+	// DirectInstance may bind it only when Addr is first called, and
+	// returns "" when it cannot.
 	Addr() string
 	// Stop asks the app to stop (SIGTERM for a process) and waits for it to
 	// exit; when ctx ends first, it kills it. Safe to call more than once
@@ -44,4 +48,23 @@ type Instance interface {
 	// Wait waits for the app to exit and returns its exit error: nil for
 	// exit status 0.
 	Wait() error
+}
+
+// DirectInstance is an Instance running in the host's own process that the
+// host may call without a network: the InlineLauncher's. The Runner calls
+// such an instance through Conn instead of dialling Addr, which spares every
+// subtask a socket, a dial and a health check, and is otherwise the same:
+// Conn must give exactly what the app's gRPC server gives over the network
+// (requestor.Server.Conn and provider.Server.Conn do), its request checks,
+// status codes, one-shot provider and all, and calls through it must end
+// with the instance as calls over gRPC do (refused with codes.Unavailable
+// once it stops; cancelled, or answered codes.Unavailable, when it is
+// killed). Being served from Start, the instance needs no health check.
+type DirectInstance interface {
+	Instance
+	// Conn calls the app's service (RequestorApp or ProviderApp, as the
+	// role it was started in) in process; wrap it with NewRequestorClient
+	// or NewProviderClient. The connection is the instance's: it needs no
+	// closing.
+	Conn() grpc.ClientConnInterface
 }

@@ -267,11 +267,17 @@ type run struct {
 	taskDir  string
 	provRoot string
 	logDir   string
-	events   *os.File
-	rec      *recorder // safe for concurrent use
-	req      *requestorConn
-	started  time.Time
-	created  bool // CreateTask succeeded
+	// Names every attempt or turn of the loop needs, made once: the
+	// contract's are each a look-up in the proto's descriptors.
+	inputsName string // "subtask_inputs", in a provider's dir
+	inputsDir  string // the task's subtask_inputs/
+	outputsDir string // the task's subtask_outputs/
+	statusPath string // the task's .gtask/status.json
+	events     *os.File
+	rec        *recorder // safe for concurrent use
+	req        *requestorConn
+	started    time.Time
+	created    bool // CreateTask succeeded
 
 	slots       []slot
 	newNodes    int // nodes made to replace others
@@ -285,11 +291,17 @@ type run struct {
 	failures    int                 // failed attempts counted against maxAttempts
 	maxAttempts int
 
-	// Workers run under wctx, which the end of the loop cancels, and are
-	// waited for by wg, so none outlives Run.
-	wctx    context.Context
-	wcancel context.CancelFunc
-	wg      sync.WaitGroup
+	// Workers, one per slot and one per verification at once, take their
+	// work from attempts and verifyJobs, which have room for all of it;
+	// they live as long as the loop, rather than one per attempt, so that
+	// an attempt costs no goroutine's start and stack growth. They run
+	// under wctx, which the end of the loop cancels, and are waited for by
+	// wg once their channels are closed, so none outlives Run.
+	wctx       context.Context
+	wcancel    context.CancelFunc
+	wg         sync.WaitGroup
+	attempts   chan *attempt
+	verifyJobs chan verifyJob
 	// computed and verified have room for every worker that can be
 	// running (one per slot, one per verification), so a worker never
 	// blocks on them, even after the loop has stopped reading.
@@ -370,18 +382,24 @@ type verifyResult struct {
 
 func newRun(cfg RunConfig) (*run, error) {
 	r := &run{
-		cfg:      cfg,
-		reqDir:   filepath.Join(cfg.WorkDir, "requestor"),
-		provRoot: filepath.Join(cfg.WorkDir, "providers"),
-		logDir:   filepath.Join(cfg.WorkDir, "logs"),
-		slots:    make([]slot, cfg.Providers),
-		parts:    map[[32]byte]*partState{},
-		inVerify: map[string]*attempt{},
-		awaiting: map[string]*attempt{},
-		computed: make(chan computeResult, cfg.Providers),
-		verified: make(chan verifyResult, cfg.VerifyConcurrency),
+		cfg:        cfg,
+		reqDir:     filepath.Join(cfg.WorkDir, "requestor"),
+		provRoot:   filepath.Join(cfg.WorkDir, "providers"),
+		logDir:     filepath.Join(cfg.WorkDir, "logs"),
+		slots:      make([]slot, cfg.Providers),
+		parts:      map[[32]byte]*partState{},
+		inVerify:   map[string]*attempt{},
+		awaiting:   map[string]*attempt{},
+		attempts:   make(chan *attempt, cfg.Providers),
+		verifyJobs: make(chan verifyJob, cfg.VerifyConcurrency),
+		computed:   make(chan computeResult, cfg.Providers),
+		verified:   make(chan verifyResult, cfg.VerifyConcurrency),
 	}
 	r.taskDir = filepath.Join(r.reqDir, cfg.TaskID)
+	r.inputsName = taskapi.SubtaskInputsDir()
+	r.inputsDir = filepath.Join(r.taskDir, r.inputsName)
+	r.outputsDir = filepath.Join(r.taskDir, taskapi.SubtaskOutputsDir())
+	r.statusPath = filepath.Join(r.taskDir, ".gtask", "status.json")
 	for i := range r.slots {
 		r.slots[i].node = fmt.Sprintf("node-%d", i)
 	}
@@ -429,6 +447,20 @@ func (r *run) run(ctx context.Context) (*Result, error) {
 	r.started = time.Now()
 	r.emit(Event{Kind: EventTaskStarted, Reason: r.describe()})
 	r.wctx, r.wcancel = context.WithCancel(ctx)
+	for range r.cfg.Providers {
+		r.wg.Go(func() {
+			for a := range r.attempts {
+				r.computed <- r.compute(r.wctx, a)
+			}
+		})
+	}
+	for range r.cfg.VerifyConcurrency {
+		r.wg.Go(func() {
+			for job := range r.verifyJobs {
+				r.verified <- r.verify(r.wctx, job)
+			}
+		})
+	}
 
 	outcome, reason, runErr := r.begin(ctx)
 	if runErr == nil && outcome == "" {
@@ -437,6 +469,8 @@ func (r *run) run(ctx context.Context) (*Result, error) {
 	// Every provider is killed (their contexts end) and every worker gone
 	// before the task is aborted and the requestor stopped.
 	r.wcancel()
+	close(r.attempts)
+	close(r.verifyJobs)
 	r.wg.Wait()
 	if runErr != nil && ctx.Err() != nil {
 		// Whatever call it cut short, the end of ctx is the reason.
@@ -549,6 +583,7 @@ func (r *run) loop(ctx context.Context) (Outcome, string, error) {
 			return "", "", err
 		}
 		if o, reason, ok := r.ended(); ok {
+			r.settle(ctx)
 			return o, reason, nil
 		}
 		if r.failures >= r.maxAttempts {
@@ -604,6 +639,21 @@ func (r *run) loop(ctx context.Context) (Outcome, string, error) {
 			return Aborted, fmt.Sprintf("the task's time limit (Timeout) of %s passed", r.cfg.Timeout), nil
 		case <-ctx.Done():
 			return "", "", context.Cause(ctx)
+		}
+	}
+}
+
+// settle waits for the verifications in flight when the task has ended
+// and acts on their answers, so that the verdicts that ended it count: the
+// app writes its end before it answers the Verify that brought it about,
+// and the loop may see the end first.
+func (r *run) settle(ctx context.Context) {
+	for r.verifying > 0 {
+		select {
+		case res := <-r.verified:
+			_, _ = r.onVerified(ctx, res) // the task has ended: nothing left to fail
+		case <-ctx.Done():
+			return
 		}
 	}
 }
@@ -718,7 +768,7 @@ func (r *run) start(a *attempt) {
 	r.rec.update(func(c *Counts) { c.Assigned++ })
 	r.countRetries(p)
 	r.emit(r.subtaskEvent(EventSubtaskAssigned, a))
-	r.wg.Go(func() { r.computed <- r.compute(r.wctx, a) })
+	r.attempts <- a // never blocks: a worker per slot, and this slot's is idle
 }
 
 func (r *run) subtaskEvent(kind EventKind, a *attempt) Event {
@@ -748,14 +798,19 @@ func (r *run) compute(ctx context.Context, a *attempt) (res computeResult) {
 	}
 
 	dir := filepath.Join(r.provRoot, a.id)
-	defer os.RemoveAll(dir)
-	inputs := filepath.Join(dir, taskapi.SubtaskInputsDir())
-	if err := os.MkdirAll(inputs, 0o755); err != nil {
+	// The provider's output, when it answered one; removeDir takes it only
+	// when it is a name in dir itself.
+	var output string
+	defer func() { removeDir(dir, output, r.inputsName) }()
+	inputs := filepath.Join(dir, r.inputsName)
+	if err := mkdir(dir); err != nil {
 		return fail(FailResources, "making the provider's dir: %v", err)
 	}
-	src := filepath.Join(r.taskDir, taskapi.SubtaskInputsDir())
+	if err := mkdir(inputs); err != nil {
+		return fail(FailResources, "making the provider's dir: %v", err)
+	}
 	for _, name := range a.resources {
-		if err := copyResource(src, name, inputs); err != nil {
+		if err := copyResource(r.inputsDir, name, inputs); err != nil {
 			return fail(FailResources, "%v", err)
 		}
 	}
@@ -777,43 +832,41 @@ func (r *run) compute(ctx context.Context, a *attempt) (res computeResult) {
 			inst.Kill()
 		}
 	}()
-	pc, err := DialProvider(actx, inst.Addr())
+	pc, err := providerClient(actx, inst)
 	if err != nil {
 		return fail(FailStart, "%v", err)
 	}
 	defer pc.Close()
 
-	type reply struct {
-		rel string
-		err error
-	}
-	replies := make(chan reply, 1)
-	// Owned by this worker, which always receives its reply before it
-	// returns.
-	go func() {
-		rel, err := pc.Compute(actx, r.cfg.TaskID, a.id, a.params)
-		replies <- reply{rel, err}
-	}()
 	switch a.chaos {
-	case ChaosCrash:
-		inst.Kill()
-		<-replies
-		res.injected, res.chaosNote = ChaosCrash, "the host killed the provider during Compute"
-		return fail(FailCrash, "the provider was killed during Compute (chaos)")
-	case ChaosHang:
+	case ChaosCrash, ChaosHang:
+		// Owned by this worker, which always receives its reply before it
+		// returns.
+		replies := make(chan struct{}, 1)
+		go func() {
+			pc.Compute(actx, r.cfg.TaskID, a.id, a.params)
+			replies <- struct{}{}
+		}()
+		if a.chaos == ChaosCrash {
+			inst.Kill()
+			<-replies
+			res.injected, res.chaosNote = ChaosCrash, "the host killed the provider during Compute"
+			return fail(FailCrash, "the provider was killed during Compute (chaos)")
+		}
 		<-actx.Done()
 		inst.Kill()
 		<-replies
 		res.injected, res.chaosNote = ChaosHang, "the host ignored the provider until its deadline, as if it had stalled"
 		return fail(FailTimeout, "no answer within %s (SubtaskTimeout; chaos: the provider stalled)", r.cfg.SubtaskTimeout)
 	}
-	rep := <-replies
-	if rep.err != nil {
-		return r.computeFailed(ctx, actx, inst, rep.err, fail)
+	rel, err := pc.Compute(actx, r.cfg.TaskID, a.id, a.params)
+	if err != nil {
+		return r.computeFailed(ctx, actx, inst, err, fail)
 	}
 	answered = true
+	output = rel
 
-	name, n, err := copyOutput(dir, rep.rel, filepath.Join(r.taskDir, taskapi.SubtaskOutputsDir(), a.id), r.cfg.MaxOutputSize)
+	name, n, err := copyOutput(dir, rel, filepath.Join(r.outputsDir, a.id), r.cfg.MaxOutputSize)
 	if bad, ok := errors.AsType[*badOutput](err); ok {
 		return fail(FailBadOutput, "%s", bad.reason)
 	}
@@ -821,7 +874,7 @@ func (r *run) compute(ctx context.Context, a *attempt) (res computeResult) {
 		return fail(FailCopy, "%v", err)
 	}
 	res.name, res.bytes = name, n
-	dst := filepath.Join(r.taskDir, taskapi.SubtaskOutputsDir(), a.id, name)
+	dst := filepath.Join(r.outputsDir, a.id, name)
 	switch a.chaos {
 	case ChaosWrong:
 		if err := invertFile(dst); err != nil {
@@ -849,7 +902,10 @@ func (r *run) computeFailed(ctx, actx context.Context, inst Instance, err error,
 	if actx.Err() != nil || status.Code(err) == codes.DeadlineExceeded {
 		return fail(FailTimeout, "no answer within %s (SubtaskTimeout)", r.cfg.SubtaskTimeout)
 	}
-	if exited(inst, err) {
+	// A provider exits by itself once it has answered, so only an error
+	// saying the call was cut off can mean that it died; any other is its
+	// answer, however fast it exited after.
+	if c := status.Code(err); (c == codes.Unavailable || c == codes.Canceled) && exited(inst, err) {
 		werr := inst.Wait()
 		if werr == nil {
 			return fail(FailCrash, "the provider exited during Compute without answering")
@@ -1002,7 +1058,7 @@ func (r *run) dispatch() {
 		a := job.a
 		a.queued, a.inFlight = false, true
 		r.verifying++
-		r.wg.Go(func() { r.verified <- r.verify(r.wctx, job) })
+		r.verifyJobs <- job // never blocks: fewer than VerifyConcurrency run
 	}
 }
 
@@ -1161,7 +1217,7 @@ type taskStatus struct {
 // ended reads the task's status.json, which a gtask app writes once the
 // task has ended, and says how it ended.
 func (r *run) ended() (Outcome, string, bool) {
-	raw, err := os.ReadFile(filepath.Join(r.taskDir, ".gtask", "status.json"))
+	raw, err := os.ReadFile(r.statusPath)
 	if err != nil {
 		return "", "", false
 	}
@@ -1273,7 +1329,7 @@ func (c *requestorConn) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("starting the requestor: %w", err)
 	}
-	client, err := DialRequestor(sctx, inst.Addr(), WithTLSDir(c.r.reqDir))
+	client, err := requestorClient(sctx, inst, c.r.reqDir)
 	if err != nil {
 		inst.Kill()
 		return err
@@ -1282,6 +1338,25 @@ func (c *requestorConn) start(ctx context.Context) error {
 	c.gen++
 	c.r.rec.emit(Event{Kind: EventRequestorStarted, Attempt: c.gen})
 	return nil
+}
+
+// requestorClient returns a client of the requestor inst: in process when
+// inst is a DirectInstance, which serves from its start, otherwise dialled
+// at its address with the TLS files of its work dir tlsDir.
+func requestorClient(ctx context.Context, inst Instance, tlsDir string) (*RequestorClient, error) {
+	if d, ok := inst.(DirectInstance); ok {
+		return NewRequestorClient(d.Conn()), nil
+	}
+	return DialRequestor(ctx, inst.Addr(), WithTLSDir(tlsDir))
+}
+
+// providerClient returns a client of the provider inst, as requestorClient
+// does; a provider's work dir holds no TLS files.
+func providerClient(ctx context.Context, inst Instance) (*ProviderClient, error) {
+	if d, ok := inst.(DirectInstance); ok {
+		return NewProviderClient(d.Conn()), nil
+	}
+	return DialProvider(ctx, inst.Addr())
 }
 
 func (c *requestorConn) alive() bool {

@@ -95,6 +95,8 @@ func (l *trackLauncher) requireAllGone(t *testing.T) {
 type memLauncher struct {
 	newRequestor func(workDir string, log *slog.Logger) requestor.Handler
 	newProvider  func(workDir string, n int, log *slog.Logger) any
+	// direct makes its instances host.DirectInstances, called in process.
+	direct bool
 
 	mu        sync.Mutex
 	providers int
@@ -112,11 +114,14 @@ func (l *memLauncher) Start(ctx context.Context, role host.Role, workDir, logPat
 		return nil, err
 	}
 	inst := &memInstance{addr: lis.Addr().String(), done: make(chan struct{})}
-	var serve func(context.Context, net.Listener) error
+	var (
+		serve func(context.Context, net.Listener) error
+		conn  grpc.ClientConnInterface
+	)
 	switch role {
 	case host.RoleRequestor:
 		srv := requestor.NewServer(l.newRequestor(workDir, log), requestor.WithLogger(log), requestor.WithGracePeriod(time.Second))
-		serve, inst.shutdown = srv.Serve, func(ctx context.Context) { srv.Shutdown(ctx) }
+		serve, inst.shutdown, conn = srv.Serve, func(ctx context.Context) { srv.Shutdown(ctx) }, srv.Conn()
 	case host.RoleProvider:
 		l.mu.Lock()
 		l.providers++
@@ -125,13 +130,13 @@ func (l *memLauncher) Start(ctx context.Context, role host.Role, workDir, logPat
 		switch p := l.newProvider(workDir, n, log).(type) {
 		case provider.Handler:
 			srv := provider.NewServer(p, provider.WithLogger(log), provider.WithGracePeriod(time.Second))
-			serve, inst.shutdown = srv.Serve, func(ctx context.Context) { srv.Shutdown(ctx) }
+			serve, inst.shutdown, conn = srv.Serve, func(ctx context.Context) { srv.Shutdown(ctx) }, srv.Conn()
 		case pb.ProviderAppServer:
 			once := &oneShot{inner: p}
 			rs := rpcserver.New(rpcserver.Config{Logger: log, GracePeriod: time.Second},
-				func(g *grpc.Server) { pb.RegisterProviderAppServer(g, once) })
+				func(g grpc.ServiceRegistrar) { pb.RegisterProviderAppServer(g, once) })
 			once.stop = rs.RequestStop
-			serve, inst.shutdown = rs.Serve, rs.Stop
+			serve, inst.shutdown, conn = rs.Serve, rs.Stop, rs.Conn()
 		default:
 			panic(fmt.Sprintf("newProvider returned %T", p))
 		}
@@ -147,8 +152,19 @@ func (l *memLauncher) Start(ctx context.Context, role host.Role, workDir, logPat
 		}
 		inst.err = err
 	}()
+	if l.direct {
+		return &memDirect{memInstance: inst, conn: conn}, nil
+	}
 	return inst, nil
 }
+
+// memDirect is a memInstance the host calls in process.
+type memDirect struct {
+	*memInstance
+	conn grpc.ClientConnInterface
+}
+
+func (i *memDirect) Conn() grpc.ClientConnInterface { return i.conn }
 
 // memInstance is one app served by memLauncher. Serving it is the one
 // goroutine it owns; Stop and Kill wait for it.
@@ -340,9 +356,18 @@ func sqRoles(app *sqApp, opts ...sdk.Option) appmain.Roles {
 	}
 }
 
-// sqLauncher serves app with opts inline.
+// sqLauncher serves app with opts inline; the Runner calls it in process.
 func sqLauncher(app *sqApp, opts ...sdk.Option) *trackLauncher {
 	return track(host.InlineLauncher{Roles: sqRoles(app, opts...)})
+}
+
+// sqLauncherOn serves app inline, called in process when direct, else
+// dialled over gRPC as a process is.
+func sqLauncherOn(direct bool, app *sqApp, opts ...sdk.Option) *trackLauncher {
+	if direct {
+		return sqLauncher(app, opts...)
+	}
+	return track(grpcOnly{host.InlineLauncher{Roles: sqRoles(app, opts...)}})
 }
 
 // firsts says whether an attempt is the first at its part.

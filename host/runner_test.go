@@ -107,7 +107,9 @@ func TestRunDefaults(t *testing.T) {
 
 // TestRunHostileOutputs gives the first attempt a provider that answers an
 // output the host must not copy: each is a failed attempt with its reason
-// in the events, and the task still ends right.
+// in the events, and the task still ends right, whether the host calls the
+// provider over gRPC or in process. The provider is a raw server, with no
+// check of its own, so that the host's checks are what is tested.
 func TestRunHostileOutputs(t *testing.T) {
 	secretDir := t.TempDir()
 	secret := filepath.Join(secretDir, "secret.txt")
@@ -196,62 +198,71 @@ func TestRunHostileOutputs(t *testing.T) {
 		},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			app := &sqApp{}
-			l := track(&memLauncher{
-				newRequestor: func(workDir string, log *slog.Logger) requestor.Handler {
-					return sdk.NewRequestor(app, workDir, log)
-				},
-				newProvider: func(workDir string, n int, log *slog.Logger) any {
-					h := sdk.NewProvider(app, workDir, log)
-					return &rewriter{h: h, workDir: workDir, t: t,
-						rewrite: func(t *testing.T, dir, subtask, rel string) string {
-							if n != 1 {
-								return rel
-							}
-							return tc.answer(t, dir, subtask, rel)
-						}}
-				},
+		for _, p := range paths {
+			t.Run(tc.name+"/"+p.name, func(t *testing.T) {
+				testHostileOutput(t, p.direct, tc.answer, tc.reason)
 			})
-			evs := &eventLog{}
-			cfg := config(t, l, evs, 2)
-			cfg.Providers = 1
-			cfg.MaxOutputSize = 4096
-			res, err := runTask(t, l, cfg, evs)
-			require.NoError(t, err)
-			assert.Equal(t, wantSquares(2, 0), readOutput(t, res))
-
-			failed := evs.ofKind(host.EventComputeFailed)
-			require.Len(t, failed, 1)
-			ev := failed[0]
-			assert.Equal(t, host.FailBadOutput, ev.Fail)
-			assert.Equal(t, tc.reason(ev.Subtask), ev.Reason)
-			assert.Equal(t, 0, *ev.Part)
-			assert.Equal(t, 1, res.Counts.FailedBy[host.FailBadOutput])
-			assert.Equal(t, 1, res.Counts.Retried)
-
-			banned := evs.ofKind(host.EventNodeBanned)
-			require.Len(t, banned, 1)
-			assert.Equal(t, "node-0", banned[0].Node)
-			assert.Equal(t, "node-1", banned[0].NewNode)
-			aborted := evs.ofKind(host.EventSubtaskAborted)
-			require.Len(t, aborted, 1)
-			assert.Equal(t, ev.Subtask, aborted[0].Subtask)
-
-			// Nothing from outside reached the requestor's side.
-			entries, err := os.ReadDir(filepath.Join(res.TaskDir, "subtask_outputs", ev.Subtask))
-			if err == nil {
-				assert.Empty(t, entries)
-			}
-			filepath.WalkDir(res.TaskDir, func(p string, d os.DirEntry, err error) error {
-				if err == nil && d.Type().IsRegular() {
-					b, _ := os.ReadFile(p)
-					assert.NotContains(t, string(b), "the host's secret", p)
-				}
-				return nil
-			})
-		})
+		}
 	}
+}
+
+func testHostileOutput(t *testing.T, direct bool,
+	answer func(t *testing.T, dir, subtask, honest string) string, reason func(subtask string) string) {
+	t.Helper()
+	app := &sqApp{}
+	l := track(&memLauncher{
+		direct: direct,
+		newRequestor: func(workDir string, log *slog.Logger) requestor.Handler {
+			return sdk.NewRequestor(app, workDir, log)
+		},
+		newProvider: func(workDir string, n int, log *slog.Logger) any {
+			h := sdk.NewProvider(app, workDir, log)
+			return &rewriter{h: h, workDir: workDir, t: t,
+				rewrite: func(t *testing.T, dir, subtask, rel string) string {
+					if n != 1 {
+						return rel
+					}
+					return answer(t, dir, subtask, rel)
+				}}
+		},
+	})
+	evs := &eventLog{}
+	cfg := config(t, l, evs, 2)
+	cfg.Providers = 1
+	cfg.MaxOutputSize = 4096
+	res, err := runTask(t, l, cfg, evs)
+	require.NoError(t, err)
+	assert.Equal(t, wantSquares(2, 0), readOutput(t, res))
+
+	failed := evs.ofKind(host.EventComputeFailed)
+	require.Len(t, failed, 1)
+	ev := failed[0]
+	assert.Equal(t, host.FailBadOutput, ev.Fail)
+	assert.Equal(t, reason(ev.Subtask), ev.Reason)
+	assert.Equal(t, 0, *ev.Part)
+	assert.Equal(t, 1, res.Counts.FailedBy[host.FailBadOutput])
+	assert.Equal(t, 1, res.Counts.Retried)
+
+	banned := evs.ofKind(host.EventNodeBanned)
+	require.Len(t, banned, 1)
+	assert.Equal(t, "node-0", banned[0].Node)
+	assert.Equal(t, "node-1", banned[0].NewNode)
+	aborted := evs.ofKind(host.EventSubtaskAborted)
+	require.Len(t, aborted, 1)
+	assert.Equal(t, ev.Subtask, aborted[0].Subtask)
+
+	// Nothing from outside reached the requestor's side.
+	entries, err := os.ReadDir(filepath.Join(res.TaskDir, "subtask_outputs", ev.Subtask))
+	if err == nil {
+		assert.Empty(t, entries)
+	}
+	filepath.WalkDir(res.TaskDir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			b, _ := os.ReadFile(p)
+			assert.NotContains(t, string(b), "the host's secret", p)
+		}
+		return nil
+	})
 }
 
 func TestRunComputeError(t *testing.T) {
@@ -280,6 +291,12 @@ func TestRunComputeError(t *testing.T) {
 // TestRunHangRetriedElsewhere: a provider that does not answer within
 // SubtaskTimeout is killed, and its part computed on another node.
 func TestRunHangRetriedElsewhere(t *testing.T) {
+	for _, p := range paths {
+		t.Run(p.name, func(t *testing.T) { testRunHangRetriedElsewhere(t, p.direct) })
+	}
+}
+
+func testRunHangRetriedElsewhere(t *testing.T, direct bool) {
 	var f firsts
 	app := &sqApp{compute: func(ctx context.Context, s *sdk.Subtask[sqPart], honest func() (string, error)) (string, error) {
 		if s.Part == 0 && f.first(0) {
@@ -288,7 +305,7 @@ func TestRunHangRetriedElsewhere(t *testing.T) {
 		}
 		return honest()
 	}}
-	l := sqLauncher(app)
+	l := sqLauncherOn(direct, app)
 	evs := &eventLog{}
 	cfg := config(t, l, evs, 2)
 	cfg.SubtaskTimeout = 3 * time.Second
@@ -562,7 +579,13 @@ func TestRunCancel(t *testing.T) {
 // TestRunRequestorRestart: a requestor that dies is started again over the
 // same work dir, and the task goes on from its stored state.
 func TestRunRequestorRestart(t *testing.T) {
-	l := sqLauncher(&sqApp{})
+	for _, p := range paths {
+		t.Run(p.name, func(t *testing.T) { testRunRequestorRestart(t, p.direct) })
+	}
+}
+
+func testRunRequestorRestart(t *testing.T, direct bool) {
+	l := sqLauncherOn(direct, &sqApp{})
 	evs := &eventLog{}
 	cfg := config(t, l, evs, 4)
 	cfg.Providers = 1
@@ -677,8 +700,14 @@ func (f *failingLauncher) Start(ctx context.Context, role host.Role, workDir, lo
 
 // TestRunProviderCrash: a provider that dies during Compute is a crash.
 func TestRunProviderCrash(t *testing.T) {
+	for _, p := range paths {
+		t.Run(p.name, func(t *testing.T) { testRunProviderCrash(t, p.direct) })
+	}
+}
+
+func testRunProviderCrash(t *testing.T, direct bool) {
 	app := &sqApp{}
-	l := sqLauncher(app)
+	l := sqLauncherOn(direct, app)
 	var f firsts
 	var killed sync.WaitGroup
 	defer killed.Wait()

@@ -33,7 +33,9 @@
 //     NOT_SERVING; a request arriving while it stops is codes.Unavailable.
 //
 // Errors from the Handler map to codes as documented on Handler; a panic is
-// codes.Internal.
+// codes.Internal. Server.Conn calls the same server in process, without a
+// network, for a host that runs the app inside itself, under the same
+// rules: one call, and the server stops after it.
 //
 // A minimal provider process (appmain does this, plus arguments, TLS and
 // signals, for real apps):

@@ -90,7 +90,7 @@ func NewServer(h Handler, opts ...Option) *Server {
 	}
 	s := &Server{h: h, log: log, grace: grace}
 	s.rpc = rpcserver.New(rpcserver.Config{Logger: log, TLS: c.tls, GracePeriod: grace},
-		func(g *grpc.Server) { pb.RegisterProviderAppServer(g, service{srv: s}) })
+		func(g grpc.ServiceRegistrar) { pb.RegisterProviderAppServer(g, service{srv: s}) })
 	return s
 }
 
@@ -115,6 +115,18 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	defer stop()
 	return s.rpc.Serve(ctx, lis)
 }
+
+// Conn returns a connection that calls this server's ProviderApp in this
+// process, without a network, for a host that runs the app inside itself:
+// wrap it with the generated client (golem_task_api.NewProviderAppClient),
+// as host.NewProviderClient does. A call through it gets exactly what the
+// same call over gRPC gets (the one-shot rule, the checks of the request
+// and of the output path, the same codes, a panic INTERNAL), except that it
+// skips the transport and its TLS. It is served from NewServer until a stop
+// begins, whether or not Serve runs; then new calls answer UNAVAILABLE. A
+// server called through it must be stopped (by its one call while Serve
+// runs, or by Shutdown), even one never served.
+func (s *Server) Conn() grpc.ClientConnInterface { return s.rpc.Conn() }
 
 // Shutdown stops the server: new requests are refused, a request in flight
 // has its context cancelled (it answers Canceled), and the server stops once

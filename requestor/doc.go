@@ -104,6 +104,10 @@
 // context that stopped the server, not its cancellation, and ends after the
 // grace period.
 //
+// Server.Conn calls the same server in process, without a network, for a
+// host that runs the app inside itself: every rule above holds for its
+// calls too, and a stop treats them as it treats calls over gRPC.
+//
 // Handler.Shutdown's error is logged and returned, wrapped, both by Serve
 // (joined to any serving error) and by every Server.Shutdown call: a stop
 // whose app failed to close what it holds is worth a non-zero exit, even

@@ -79,7 +79,7 @@ func NewServer(h Handler, opts ...Option) *Server {
 		c.rpc.GracePeriod = rpcserver.DefaultGracePeriod
 	}
 	s := &Server{h: h, log: c.rpc.Logger, grace: c.rpc.GracePeriod}
-	s.rs = rpcserver.New(c.rpc, func(g *grpc.Server) {
+	s.rs = rpcserver.New(c.rpc, func(g grpc.ServiceRegistrar) {
 		taskapipb.RegisterRequestorAppServer(g, &service{s: s})
 	})
 	return s
@@ -103,6 +103,18 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	err := s.rs.Serve(ctx, lis)
 	return errors.Join(err, s.closeHandler(ctx))
 }
+
+// Conn returns a connection that calls this server's RequestorApp in this
+// process, without a network, for a host that runs the app inside itself:
+// wrap it with the generated client (golem_task_api.NewRequestorAppClient),
+// as host.NewRequestorClient does. A call through it gets exactly what the
+// same call over gRPC gets, the request validated and the reply checked as
+// the package doc says, the same codes, a panic INTERNAL, except that it skips
+// the transport and its TLS. It is served from NewServer until a stop
+// begins, whether or not Serve runs; then new calls answer UNAVAILABLE, and
+// calls in flight are part of the stop like those over gRPC. A server
+// called through it must be stopped (Shutdown), even one never served.
+func (s *Server) Conn() grpc.ClientConnInterface { return s.rs.Conn() }
 
 // Shutdown stops the server gracefully: health turns NOT_SERVING, new calls
 // are refused, calls in flight get the grace period (or until ctx is done, if

@@ -12,7 +12,7 @@ import (
 // Once a stop was requested, nothing turns health back to SERVING: neither
 // Serve starting late nor SetServing.
 func TestNoServingAfterStopRequested(t *testing.T) {
-	s := New(Config{}, func(*grpc.Server) {})
+	s := New(Config{}, func(grpc.ServiceRegistrar) {})
 	check := func() healthpb.HealthCheckResponse_ServingStatus {
 		resp, err := s.health.Check(context.Background(), &healthpb.HealthCheckRequest{})
 		require.NoError(t, err)

@@ -1,8 +1,9 @@
 // Package rpcserver is the machinery the requestor and provider servers
 // share: a grpc.Server with the standard health and reflection services, a
-// panic guard, the mapping of Go errors to status codes, and a lifecycle
+// panic guard, the mapping of Go errors to status codes, a lifecycle
 // (Serve, Stop) that is graceful first, forced after a grace period, and safe
-// to stop twice or from inside a handler.
+// to stop twice or from inside a handler, and an in-process connection
+// (Conn) that calls the same services without a network.
 package rpcserver
 
 import (
@@ -45,22 +46,43 @@ type Config struct {
 
 // Server is a grpc.Server with health, reflection and a stop that can be
 // asked for from anywhere, any number of times.
+//
+// The grpc.Server itself is made only when Serve has a listener to serve:
+// at once for a plain one, and for an OnDemand one once it is bound, so
+// that an app served only through Conn never pays for one.
 type Server struct {
 	log    *slog.Logger
 	grace  time.Duration
-	grpc   *grpc.Server
 	health *health.Server
+	opts   []grpc.ServerOption
+	// services are the services New registered, for the grpc.Server when
+	// it is made; written by New only.
+	services []service
 
-	stopOnce   sync.Once
-	mu         sync.Mutex    // orders health changes with RequestStop
+	gmu    sync.Mutex
+	grpc   *grpc.Server // nil until made; guarded by gmu
+	noGRPC bool         // a stop began, so none will be made; guarded by gmu
+
+	stopOnce sync.Once
+	// mu orders health changes and the admission of in-process calls with
+	// RequestStop.
+	mu         sync.Mutex
 	stopping   bool          // RequestStop was called; guarded by mu
 	stopReq    chan struct{} // closed by RequestStop
 	finishOnce sync.Once
 	stopped    chan struct{} // closed when the grpc server has fully stopped
+	// stopDone is closed when a Stop has returned: a later one has nothing
+	// to wait for.
+	stopDone     chan struct{}
+	stopDoneOnce sync.Once
+
+	local local // calls made through Conn
 }
 
-// New makes a Server and lets register add the app's services to it.
-func New(cfg Config, register func(*grpc.Server)) *Server {
+// New makes a Server and lets register add the app's services to it. The
+// registrar keeps them for the grpc.Server, which Serve makes, and their
+// unary methods for Conn, which serves them from now on.
+func New(cfg Config, register func(grpc.ServiceRegistrar)) *Server {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -70,36 +92,67 @@ func New(cfg Config, register func(*grpc.Server)) *Server {
 		grace = DefaultGracePeriod
 	}
 	s := &Server{
-		log:     log,
-		grace:   grace,
-		health:  health.NewServer(),
-		stopReq: make(chan struct{}),
-		stopped: make(chan struct{}),
+		log:      log,
+		grace:    grace,
+		health:   health.NewServer(),
+		stopReq:  make(chan struct{}),
+		stopped:  make(chan struct{}),
+		stopDone: make(chan struct{}),
 	}
-	opts := []grpc.ServerOption{
+	s.local.init()
+	s.opts = []grpc.ServerOption{
 		grpc.ForceServerCodecV2(lenientCodec{}),
 		grpc.ChainUnaryInterceptor(s.recoverUnary),
 		grpc.ChainStreamInterceptor(s.recoverStream),
 	}
 	if cfg.TLS != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
+		s.opts = append(s.opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
-	s.grpc = grpc.NewServer(opts...)
-	healthpb.RegisterHealthServer(s.grpc, healthService{Server: s.health, stopping: s.stopReq})
-	reflection.Register(s.grpc)
-	register(s.grpc)
+	reg := registrar{s}
+	healthpb.RegisterHealthServer(reg, healthService{Server: s.health, stopping: s.stopReq})
+	register(reg)
 	// Health starts NOT_SERVING and turns SERVING once Serve runs.
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	return s
 }
 
+// OnDemand is a listener that binds its port only when someone asks for
+// it, such as the host's for an app it runs inside itself and calls
+// through Conn as a rule. Serve makes no grpc.Server for it until Bound is
+// closed.
+type OnDemand interface {
+	net.Listener
+	// Bound is closed once the listener has a port to accept on.
+	Bound() <-chan struct{}
+}
+
 // Serve serves on lis until ctx is done or a stop is requested, then stops
 // gracefully (see Stop). It returns nil after a requested or ctx-driven stop,
-// and the listener's error if serving failed.
+// and the listener's error if serving failed. An OnDemand lis is served
+// once it is bound; until then only Conn is. lis is closed when Serve
+// returns.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	s.SetServing(true)
+	if od, ok := lis.(OnDemand); ok {
+		select {
+		case <-od.Bound():
+		case <-ctx.Done():
+			s.requestStop(context.Cause(ctx))
+			return s.stopUnbound(lis)
+		case <-s.stopReq:
+			return s.stopUnbound(lis)
+		}
+	}
+	g := s.grpcServer()
+	if g == nil {
+		// A stop began before there was anything to serve: as grpc's
+		// Serve after a stop.
+		lis.Close()
+		s.finish()
+		return nil
+	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- s.grpc.Serve(lis) }()
+	go func() { serveErr <- g.Serve(lis) }()
 	select {
 	case err := <-serveErr:
 		// Serve returns on its own only when the listener fails or someone
@@ -111,23 +164,63 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		// The listener failed, but grpc keeps serving the connections it
 		// already accepted: stop them too, so that nothing outlives Serve.
 		s.log.Error("serving failed", "err", err)
+		s.requestStop(err)
 		s.Stop(context.Background())
 		return err
 	case <-ctx.Done():
-		s.log.Info("stopping", "why", context.Cause(ctx))
+		s.requestStop(context.Cause(ctx))
 	case <-s.stopReq:
-		s.log.Info("stopping", "why", "stop requested")
 	}
 	s.Stop(context.Background())
 	<-serveErr
 	return nil
 }
 
+// stopUnbound stops a server whose OnDemand listener was never bound.
+func (s *Server) stopUnbound(lis net.Listener) error {
+	s.Stop(context.Background())
+	lis.Close()
+	return nil
+}
+
+// grpcServer makes the grpc.Server, the first time, unless a stop has
+// begun, and returns it; nil after a stop began without one.
+func (s *Server) grpcServer() *grpc.Server {
+	s.gmu.Lock()
+	defer s.gmu.Unlock()
+	if s.grpc == nil && !s.noGRPC {
+		g := grpc.NewServer(s.opts...)
+		for _, sv := range s.services {
+			g.RegisterService(sv.desc, sv.impl)
+		}
+		reflection.Register(g) // streams only: nothing for Conn
+		s.grpc = g
+	}
+	return s.grpc
+}
+
+// stopGRPC returns the grpc.Server, nil when none was made, and makes sure
+// none is made from now on: a stop has begun.
+func (s *Server) stopGRPC() *grpc.Server {
+	s.gmu.Lock()
+	defer s.gmu.Unlock()
+	s.noGRPC = true
+	return s.grpc
+}
+
 // RequestStop asks Serve to stop gracefully and returns at once. It may be
 // called from inside a handler (a Shutdown RPC, a one-shot provider's only
 // call), where a synchronous stop would wait for that very handler.
-func (s *Server) RequestStop() {
+func (s *Server) RequestStop() { s.requestStop("stop requested") }
+
+// requestStop is RequestStop, saying why in the log. The first request
+// logs it, on the requester's goroutine, rather than Serve's when it sees
+// the request: a one-shot provider's requester is the goroutine that has
+// just run its handler, whose stack has grown already, where Serve's would
+// grow its own only to log one line.
+func (s *Server) requestStop(why any) {
 	s.stopOnce.Do(func() {
+		s.log.Info("stopping", "why", why)
 		s.mu.Lock()
 		s.stopping = true
 		s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
@@ -137,18 +230,29 @@ func (s *Server) RequestStop() {
 }
 
 // Stop turns health NOT_SERVING, refuses new calls, lets calls in flight
-// finish for the grace period (or until ctx is done, if sooner), then cancels
-// them and closes every connection. It returns when the server has stopped
-// and every handler has returned; a handler that ignores its cancelled
-// context is waited for one more grace period, then given up on (and
-// logged), so that a stuck handler cannot keep the process alive. It is safe
-// to call more than once and concurrently; it must not be called from inside
-// a handler (use RequestStop there).
+// (over gRPC and through Conn alike) finish for the grace period (or until
+// ctx is done, if sooner), then cancels them and closes every connection. It
+// returns when the server has stopped and every handler has returned; a
+// handler that ignores its cancelled context is waited for one more grace
+// period, then given up on (and logged), so that a stuck handler cannot keep
+// the process alive. It is safe to call more than once and concurrently; it
+// must not be called from inside a handler (use RequestStop there).
 func (s *Server) Stop(ctx context.Context) {
-	s.RequestStop()
+	s.requestStop("stop requested")
+	select {
+	case <-s.stopDone:
+		return // an earlier Stop finished: nothing is left to wait for
+	default:
+	}
+	g := s.stopGRPC()
 	done := make(chan struct{})
 	go func() {
-		s.grpc.GracefulStop()
+		if g != nil {
+			g.GracefulStop()
+		}
+		// No call through Conn starts after RequestStop, so the wait
+		// cannot race with a new one.
+		s.local.calls.Wait()
 		close(done)
 	}()
 	timer := time.NewTimer(s.grace)
@@ -157,18 +261,22 @@ func (s *Server) Stop(ctx context.Context) {
 	case <-done:
 	case <-timer.C:
 		s.log.Warn("grace period over, cancelling calls in flight", "grace", s.grace)
-		s.forceStop(done)
+		s.forceStop(g, done)
 	case <-ctx.Done():
-		s.forceStop(done)
+		s.forceStop(g, done)
 	}
 	s.finish()
+	s.stopDoneOnce.Do(func() { close(s.stopDone) })
 }
 
 // forceStop cancels every call and closes every connection, then waits for
 // the handlers: grpc's Stop does not, but the GracefulStop still running
 // (done) does, and a handler deaf to cancellation would hold it for ever.
-func (s *Server) forceStop(done <-chan struct{}) {
-	s.grpc.Stop()
+func (s *Server) forceStop(g *grpc.Server, done <-chan struct{}) {
+	if g != nil {
+		g.Stop()
+	}
+	s.local.cancel() // as closing a connection cancels its calls
 	timer := time.NewTimer(s.grace)
 	defer timer.Stop()
 	select {
@@ -194,8 +302,14 @@ func (s *Server) Stopped() <-chan struct{} { return s.stopped }
 func (s *Server) SetServing(serving bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.stopping {
+		// RequestStop set NOT_SERVING for good; the health server may even
+		// be shut down already, when a call in process was served and
+		// the stop done before Serve began.
+		return
+	}
 	st := healthpb.HealthCheckResponse_NOT_SERVING
-	if serving && !s.stopping {
+	if serving {
 		st = healthpb.HealthCheckResponse_SERVING
 	}
 	s.health.SetServingStatus("", st)

@@ -108,7 +108,7 @@ func start(t *testing.T, cfg rpcserver.Config, svc taskapipb.RequestorAppServer)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	h := &harness{lis: lis, served: make(chan error, 1)}
-	h.srv = rpcserver.New(cfg, func(g *grpc.Server) { taskapipb.RegisterRequestorAppServer(g, svc) })
+	h.srv = rpcserver.New(cfg, func(g grpc.ServiceRegistrar) { taskapipb.RegisterRequestorAppServer(g, svc) })
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	go func() { h.served <- h.srv.Serve(ctx, lis) }()
@@ -187,7 +187,7 @@ func TestStopTwiceAndConcurrently(t *testing.T) {
 }
 
 func TestStopBeforeServe(t *testing.T) {
-	srv := rpcserver.New(rpcserver.Config{}, func(*grpc.Server) {})
+	srv := rpcserver.New(rpcserver.Config{}, func(grpc.ServiceRegistrar) {})
 	srv.Stop(context.Background())
 	srv.Stop(context.Background())
 	<-srv.Stopped()
