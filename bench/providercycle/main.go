@@ -15,12 +15,8 @@
 package main
 
 import (
-	"bufio"
-	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,12 +26,7 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials/insecure"
-
-	pb "github.com/gtask/gtask/gen/golem_task_api"
-	"github.com/gtask/gtask/internal/readyline"
+	"github.com/gtask/gtask/bench/internal/spawn"
 )
 
 func main() {
@@ -64,9 +55,9 @@ func run(n int, par string, rounds int) error {
 	}
 	defer os.RemoveAll(tmp)
 	bins := map[string]string{}
-	for _, name := range []string{"floor", "gtaskapp"} {
+	for name, pkg := range map[string]string{"floor": "./bench/internal/floor", "gtaskapp": "./bench/providercycle/gtaskapp"} {
 		out := filepath.Join(tmp, name)
-		cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./bench/providercycle/"+name)
+		cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		cmd.Stderr = os.Stderr
 		if err := cmd.Run(); err != nil {
@@ -158,73 +149,20 @@ func cycles(bin, work string, n, p int) ([]time.Duration, error) {
 	return lats, first
 }
 
-// cycle is one provider's life as a host sees it.
+// cycle is one provider's life as a host sees it; the app's log goes to a
+// file of its own, as a host's per-run log does.
 func cycle(bin, work string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--work-dir", work, "provider", "0")
+	args := []string{bin, "--work-dir", work, "provider", "0"}
 	if strings.HasSuffix(bin, "floor") {
-		cmd = exec.CommandContext(ctx, bin)
+		args = []string{bin}
 	}
-	cmd.Dir = work
-	// The app's log goes to a file of its own, as a host's per-run log does;
-	// a failing cycle prints it.
 	logFile, err := os.CreateTemp(work, "run-*.log")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(logFile.Name())
 	defer logFile.Close()
-	cmd.Stderr = logFile
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	addr, err := readyAddr(out)
-	if err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		return err
-	}
-	conn, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           backoff.Config{BaseDelay: 5 * time.Millisecond, Multiplier: 1.6, MaxDelay: 100 * time.Millisecond},
-			MinConnectTimeout: time.Second,
-		}))
-	if err != nil {
-		return err
-	}
-	_, err = pb.NewProviderAppClient(conn).Compute(ctx,
-		&pb.ComputeRequest{TaskId: "t", SubtaskId: "s", SubtaskParamsJson: "{}"},
-		grpc.WaitForReady(true))
-	conn.Close()
-	if err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		return fmt.Errorf("%s: Compute: %w", filepath.Base(bin), err)
-	}
-	_, _ = io.Copy(io.Discard, out)
-	if err := cmd.Wait(); err != nil {
-		logText, _ := os.ReadFile(logFile.Name())
-		return fmt.Errorf("%s: %w\n%s", filepath.Base(bin), err, logText)
-	}
-	return nil
-}
-
-func readyAddr(r io.Reader) (string, error) {
-	line, err := bufio.NewReader(r).ReadString('\n')
-	if err != nil {
-		return "", fmt.Errorf("no readiness line: %w", err)
-	}
-	_, addr, ok := readyline.Parse(line)
-	if !ok {
-		return "", errors.New("unexpected first line: " + line)
-	}
-	return readyline.Dialable(addr)
+	return spawn.Cycle(args, work, logFile)
 }
 
 func median(d []time.Duration) time.Duration {

@@ -33,13 +33,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -52,14 +50,9 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials/insecure"
-
+	"github.com/gtask/gtask/bench/internal/spawn"
 	"github.com/gtask/gtask/bench/runthroughput/internal/noopapp"
-	pb "github.com/gtask/gtask/gen/golem_task_api"
 	"github.com/gtask/gtask/host"
-	"github.com/gtask/gtask/internal/readyline"
 )
 
 // The targets the figures are held to.
@@ -163,7 +156,7 @@ func run(cfg config) error {
 		filepath.Dir(tmp), us(mk), us(cr))
 	pkgs := map[string]string{}
 	if cfg.only["process"] {
-		pkgs["floor"] = "./bench/runthroughput/floor"
+		pkgs["floor"] = "./bench/internal/floor"
 		pkgs["noop"] = "./bench/runthroughput/noop"
 	}
 	if cfg.only["mandelbrot"] {
@@ -210,7 +203,7 @@ func run(cfg config) error {
 // host.
 func processFigure(cfg config, tmp, floorBin, noopBin string) error {
 	launcher := host.ProcessLauncher{Bin: noopBin, GtaskApp: true}
-	floorCmd := func(string) []string { return []string{floorBin} }
+	floorCmd := func(string) []string { return []string{floorBin, "-write-out"} }
 	appCmd := func(dir string) []string { return []string{noopBin, "--work-dir", dir, "provider", "0"} }
 	// Warm the page cache and the machine before measuring.
 	if _, err := floorCycles(floorCmd, tmp, 20, 2); err != nil {
@@ -399,7 +392,7 @@ func floorCycles(cmd func(dir string) []string, tmp string, n, p int) ([]time.Du
 		wg.Go(func() {
 			for range next {
 				t := time.Now()
-				err := floorCycle(args, dir, logf)
+				err := spawn.Cycle(args, dir, logf)
 				d := time.Since(t)
 				mu.Lock()
 				lats = append(lats, d)
@@ -412,65 +405,6 @@ func floorCycles(cmd func(dir string) []string, tmp string, n, p int) ([]time.Du
 	}
 	wg.Wait()
 	return lats, first
-}
-
-// floorCycle is one floor subtask: spawn, readiness line, Compute, exit.
-func floorCycle(args []string, dir string, logf *os.File) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-	cmd.Dir = dir
-	cmd.Stderr = logf
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	addr, err := readyAddr(out)
-	if err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		return err
-	}
-	conn, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           backoff.Config{BaseDelay: 5 * time.Millisecond, Multiplier: 1.6, MaxDelay: 100 * time.Millisecond},
-			MinConnectTimeout: time.Second,
-		}))
-	if err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		return err
-	}
-	_, err = pb.NewProviderAppClient(conn).Compute(ctx,
-		&pb.ComputeRequest{TaskId: "t", SubtaskId: "s", SubtaskParamsJson: "{}"},
-		grpc.WaitForReady(true))
-	conn.Close()
-	if err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		return fmt.Errorf("%s: Compute: %w", filepath.Base(args[0]), err)
-	}
-	_, _ = io.Copy(io.Discard, out)
-	if err := cmd.Wait(); err != nil {
-		return fmt.Errorf("%s: %w (log %s)", filepath.Base(args[0]), err, logf.Name())
-	}
-	return nil
-}
-
-func readyAddr(r io.Reader) (string, error) {
-	line, err := bufio.NewReader(r).ReadString('\n')
-	if err != nil {
-		return "", fmt.Errorf("no readiness line: %w", err)
-	}
-	_, addr, ok := readyline.Parse(line)
-	if !ok {
-		return "", errors.New("unexpected first line: " + line)
-	}
-	return readyline.Dialable(addr)
 }
 
 // mandelbrotFigure is figure 2: examples/mandelbrot with 2 providers

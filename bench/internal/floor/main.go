@@ -1,10 +1,9 @@
-// Command floor is the process runtime's floor: the least a Go binary can
-// do to compute one no-op subtask the way a gtask provider does (bind,
-// print the readiness line, serve one Compute that writes the same tiny
-// file the no-op app writes, stop gracefully, exit 0), with none of
+// Command floor is the benchmarks' floor: the least a Go binary can do to
+// serve one ProviderApp call the way a gtask provider does (bind, print the
+// readiness line, serve one Compute, stop gracefully, exit 0), with none of
 // gtask's machinery: no flags, no health, no reflection, no TLS look-up, no
-// validation, no logging. It is a copy of bench/providercycle/floor's idea,
-// plus the file.
+// validation, no logging. With the single argument -write-out, Compute also
+// writes the tiny file the no-op app of bench/runthroughput writes.
 package main
 
 import (
@@ -20,15 +19,18 @@ import (
 
 type server struct {
 	pb.UnimplementedProviderAppServer
-	done chan struct{}
+	done     chan struct{}
+	writeOut bool
 }
 
 func (s *server) Compute(context.Context, *pb.ComputeRequest) (*pb.ComputeReply, error) {
 	defer close(s.done)
 	// The same output as the no-op app's provider, in the current
 	// directory (one per driving worker).
-	if err := os.WriteFile("out", []byte("ok\n"), 0o644); err != nil {
-		return nil, err
+	if s.writeOut {
+		if err := os.WriteFile("out", []byte("ok\n"), 0o644); err != nil {
+			return nil, err
+		}
 	}
 	return &pb.ComputeReply{OutputFilepath: "out"}, nil
 }
@@ -40,7 +42,7 @@ func main() {
 		os.Exit(1)
 	}
 	g := grpc.NewServer()
-	s := &server{done: make(chan struct{})}
+	s := &server{done: make(chan struct{}), writeOut: len(os.Args) == 2 && os.Args[1] == "-write-out"}
 	pb.RegisterProviderAppServer(g, s)
 	fmt.Printf("gtask: serving provider on %s\n", lis.Addr())
 	go func() {
