@@ -1,7 +1,7 @@
 // Command providercycle measures the full one-shot provider cycle of a gtask
 // app (spawn, readiness line, one Compute with an empty handler, exit)
 // against a floor measured in the same run: a minimal static Go binary that
-// serves one gRPC call the same way (see floor/). It reports the ratio of
+// serves one gRPC call the same way (see ../internal/floor). It reports the ratio of
 // gtask's cycle to the floor's at each parallelism; the target is at most
 // 1.3x.
 //

@@ -13,7 +13,7 @@
 //  1. process: a no-op app (noop/, handlers in internal/noopapp) run by
 //     host.Run with host.ProcessLauncher at each -p, in subtasks per second
 //     of the whole Run, against the floor: -p workers spawning a minimal
-//     gRPC binary (floor/), reading its readiness line, calling Compute and
+//     gRPC binary (../internal/floor, with -write-out), reading its readiness line, calling Compute and
 //     waiting for its exit, for the same number of subtasks. Target: gtask
 //     at least 0.75x the floor's rate at every -p. A third side, "app",
 //     drives the no-op app's own binary with the floor's driver, to split
