@@ -23,7 +23,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gtask/gtask/bench/internal/spawn"
@@ -117,36 +116,7 @@ func timed(bin, work string, n, p int) ([]time.Duration, time.Duration, error) {
 
 // cycles runs n cycles of bin with p at a time and returns each one's time.
 func cycles(bin, work string, n, p int) ([]time.Duration, error) {
-	var (
-		mu    sync.Mutex
-		lats  []time.Duration
-		first error
-		wg    sync.WaitGroup
-	)
-	next := make(chan struct{}, n)
-	for range n {
-		next <- struct{}{}
-	}
-	close(next)
-	for range p {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range next {
-				t := time.Now()
-				err := cycle(bin, work)
-				d := time.Since(t)
-				mu.Lock()
-				lats = append(lats, d)
-				if err != nil && first == nil {
-					first = err
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	return lats, first
+	return spawn.Parallel(n, p, func(int) error { return cycle(bin, work) })
 }
 
 // cycle is one provider's life as a host sees it; the app's log goes to a

@@ -47,7 +47,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gtask/gtask/bench/internal/spawn"
@@ -365,18 +364,10 @@ func taskRun(launcher host.Launcher, tmp string, n, p int) (runStats, error) {
 // dir, p at a time, each worker in a dir of its own (the floor writes its
 // output in its current directory), and returns each one's time.
 func floorCycles(cmd func(dir string) []string, tmp string, n, p int) ([]time.Duration, error) {
-	var (
-		mu    sync.Mutex
-		lats  []time.Duration
-		first error
-		wg    sync.WaitGroup
-	)
-	next := make(chan struct{}, n)
-	for range n {
-		next <- struct{}{}
-	}
-	close(next)
-	for range p {
+	dirs := make([]string, p)
+	args := make([][]string, p)
+	logs := make([]*os.File, p)
+	for w := range p {
 		dir, err := os.MkdirTemp(tmp, "floor-")
 		if err != nil {
 			return nil, err
@@ -388,23 +379,11 @@ func floorCycles(cmd func(dir string) []string, tmp string, n, p int) ([]time.Du
 			return nil, err
 		}
 		defer logf.Close()
-		args := cmd(dir)
-		wg.Go(func() {
-			for range next {
-				t := time.Now()
-				err := spawn.Cycle(args, dir, logf)
-				d := time.Since(t)
-				mu.Lock()
-				lats = append(lats, d)
-				if err != nil && first == nil {
-					first = err
-				}
-				mu.Unlock()
-			}
-		})
+		dirs[w], args[w], logs[w] = dir, cmd(dir), logf
 	}
-	wg.Wait()
-	return lats, first
+	return spawn.Parallel(n, p, func(w int) error {
+		return spawn.Cycle(args[w], dirs[w], logs[w])
+	})
 }
 
 // mandelbrotFigure is figure 2: examples/mandelbrot with 2 providers

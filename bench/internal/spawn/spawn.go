@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -82,4 +83,38 @@ func readyAddr(r io.Reader) (string, error) {
 		return "", errors.New("unexpected first line: " + line)
 	}
 	return readyline.Dialable(addr)
+}
+
+// Parallel runs one, n times in all, p at a time, and returns how long each
+// run took and the first error. one is told which of the p workers runs it
+// (0 to p-1), so that a caller can give each worker a directory of its own.
+func Parallel(n, p int, one func(worker int) error) ([]time.Duration, error) {
+	var (
+		mu    sync.Mutex
+		lats  = make([]time.Duration, 0, n)
+		first error
+		wg    sync.WaitGroup
+	)
+	next := make(chan struct{}, n)
+	for range n {
+		next <- struct{}{}
+	}
+	close(next)
+	for w := range p {
+		wg.Go(func() {
+			for range next {
+				t := time.Now()
+				err := one(w)
+				d := time.Since(t)
+				mu.Lock()
+				lats = append(lats, d)
+				if err != nil && first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return lats, first
 }
