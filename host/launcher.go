@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"encoding/json"
 
 	"google.golang.org/grpc"
 )
@@ -67,4 +68,28 @@ type DirectInstance interface {
 	// or NewProviderClient. The connection is the instance's: it needs no
 	// closing.
 	Conn() grpc.ClientConnInterface
+}
+
+// Env is the environment CreateTask answered for the task's providers.
+type Env struct {
+	// ID names it, e.g. taskapi.DockerCPUEnvID().
+	ID string
+	// Prerequisites is what the environment needs, as JSON (for docker,
+	// {"image": "...", "tag": "..."}); nil when the app gave none.
+	Prerequisites json.RawMessage
+	// MinMemoryMiB is the least memory a provider needs; 0 for no
+	// requirement.
+	MinMemoryMiB float64
+}
+
+// EnvLauncher is a Launcher whose providers run in the environment the app
+// names in CreateTask's answer (the docker launcher: the image and its
+// limits). The Runner calls ForEnv once, when the task has been created,
+// and starts every provider of the task with the Launcher it returns; an
+// error fails the task with the error as its reason (an environment the
+// launcher cannot give, say). Launchers that are not EnvLaunchers run
+// providers as they run the requestor, whatever the environment.
+type EnvLauncher interface {
+	Launcher
+	ForEnv(ctx context.Context, env Env) (Launcher, error)
 }

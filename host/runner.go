@@ -276,8 +276,11 @@ type run struct {
 	events     *os.File
 	rec        *recorder // safe for concurrent use
 	req        *requestorConn
-	started    time.Time
-	created    bool // CreateTask succeeded
+	// provLauncher starts the providers: cfg.Launcher, or what its ForEnv
+	// gave for the task's environment. Set before the first attempt.
+	provLauncher Launcher
+	started      time.Time
+	created      bool // CreateTask succeeded
 
 	slots       []slot
 	newNodes    int // nodes made to replace others
@@ -554,6 +557,22 @@ func (r *run) begin(ctx context.Context) (Outcome, string, error) {
 		return Failed, fmt.Sprintf("CreateTask refused the task (%s): %s", code, msg), nil
 	}
 	r.created = true
+	r.provLauncher = r.cfg.Launcher
+	if el, ok := r.cfg.Launcher.(EnvLauncher); ok {
+		env := Env{ID: task.EnvID, Prerequisites: task.Prerequisites, MinMemoryMiB: task.MinMemoryMiB}
+		l, err := el.ForEnv(ctx, env)
+		if err != nil {
+			if ctx.Err() != nil {
+				return "", "", context.Cause(ctx)
+			}
+			// The requestor holds the task: it is told the task is over.
+			actx, cancel := context.WithTimeout(ctx, stopGrace)
+			_ = r.req.call(actx, "AbortTask", func(c *RequestorClient) error { return c.AbortTask(actx, r.cfg.TaskID) })
+			cancel()
+			return Failed, fmt.Sprintf("the app asks for environment %q, which this launcher cannot give: %v", task.EnvID, err), nil
+		}
+		r.provLauncher = l
+	}
 	parts := readParts(r.taskDir)
 	r.maxAttempts = r.cfg.MaxAttempts
 	if r.maxAttempts <= 0 {
@@ -815,7 +834,7 @@ func (r *run) compute(ctx context.Context, a *attempt) (res computeResult) {
 		}
 	}
 
-	inst, err := r.cfg.Launcher.Start(actx, RoleProvider, dir, filepath.Join(r.logDir, "provider-"+a.id+".log"))
+	inst, err := r.provLauncher.Start(actx, RoleProvider, dir, filepath.Join(r.logDir, "provider-"+a.id+".log"))
 	if err != nil {
 		return fail(FailStart, "starting the provider: %v", err)
 	}
