@@ -88,6 +88,12 @@ func logTail(path string) string {
 	return strconv.Quote(string(buf))
 }
 
+// LogTail returns the last non-empty line of the app log at path, quoted
+// and cut short, for an error saying why an app did not start or died; ""
+// when there is none. Launchers outside this package use it as the
+// package's own do.
+func LogTail(path string) string { return logTail(path) }
+
 // startError is the error of a failed start: it names what was started and
 // the log, and quotes the log's last line, which is usually why.
 func startError(what, logPath string, err error) error {

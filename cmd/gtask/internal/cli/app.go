@@ -69,15 +69,37 @@ func resolveApp(ctx context.Context, arg, cacheDir string, announce io.Writer) (
 // binary depend on the state of the checkout, and fail where git is not
 // usable, for no benefit to a task.
 func buildPackage(ctx context.Context, dir, cacheDir string) (string, error) {
+	return goBuild(ctx, dir, cacheDir, "", nil)
+}
+
+// buildStaticPackage builds the Go main package in dir as buildPackage
+// does, but as a statically linked Linux binary for goarch (a GOARCH), the
+// only kind an image built from scratch can run: cgo off, paths trimmed so
+// that the binary says nothing of this machine. It has its own cache entry
+// per goarch, so that it never replaces the binary `gtask run` runs.
+func buildStaticPackage(ctx context.Context, dir, cacheDir, goarch string) (string, error) {
+	env := []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=" + goarch}
+	return goBuild(ctx, dir, cacheDir, "-linux-"+goarch, env, "-trimpath")
+}
+
+// goBuild builds the Go main package in dir into cacheDir, in the entry
+// for dir with suffix, with env added to gtask's environment and flags
+// added to go build's; see buildPackage.
+func goBuild(ctx context.Context, dir, cacheDir, suffix string, env []string, flags ...string) (string, error) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		return "", badInput("APP %s is a directory, and building it needs the go command: %w", dir, err)
+	}
+	// The build's environment for go list too: GOOS and cgo decide which
+	// files are in the package.
+	if env != nil {
+		env = append(os.Environ(), env...)
 	}
 	// go list first: it says plainly when dir holds no Go package, or a
 	// package that is not a command, where go build would be cryptic.
 	var stdout, stderr bytes.Buffer
 	list := exec.CommandContext(ctx, goBin, "list", "-f", "{{.Name}}", ".")
-	list.Dir, list.Stdout, list.Stderr = dir, &stdout, &stderr
+	list.Dir, list.Env, list.Stdout, list.Stderr = dir, env, &stdout, &stderr
 	if err := list.Run(); err != nil {
 		if ctx.Err() != nil {
 			return "", ctx.Err()
@@ -88,13 +110,14 @@ func buildPackage(ctx context.Context, dir, cacheDir string) (string, error) {
 		return "", badInput("APP %s holds Go package %q, not a main package: gtask runs an app's command", dir, name)
 	}
 	sum := sha256.Sum256([]byte(dir))
-	out := filepath.Join(cacheDir, filepath.Base(dir)+"-"+hex.EncodeToString(sum[:6]), filepath.Base(dir))
+	out := filepath.Join(cacheDir, filepath.Base(dir)+"-"+hex.EncodeToString(sum[:6])+suffix, filepath.Base(dir))
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return "", hostError("build cache: %w", err)
 	}
 	stderr.Reset()
-	build := exec.CommandContext(ctx, goBin, "build", "-buildvcs=false", "-o", out, ".")
-	build.Dir, build.Stdout, build.Stderr = dir, &stderr, &stderr
+	args := append([]string{"build", "-buildvcs=false"}, flags...)
+	build := exec.CommandContext(ctx, goBin, append(args, "-o", out, ".")...)
+	build.Dir, build.Env, build.Stdout, build.Stderr = dir, env, &stderr, &stderr
 	// On interruption, SIGINT first: the go command then stops the
 	// compilers it started, which SIGKILL would orphan.
 	build.Cancel = func() error { return build.Process.Signal(os.Interrupt) }

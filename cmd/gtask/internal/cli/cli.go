@@ -97,5 +97,7 @@ Exit status:
 	root.SetErr(stderr)
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(newRunCommand(stdout, stderr))
+	root.AddCommand(newImageCommand(stdout, stderr))
+	root.AddCommand(newGCCommand(stdout, stderr))
 	return root
 }

@@ -39,6 +39,11 @@ type runFlags struct {
 	referenceApp   bool
 	taskID         string
 	progress       string
+	// The docker runtime's.
+	image           string
+	memory          string
+	cpus            float64
+	providerNetwork bool
 }
 
 const runLong = `Run one task of APP on this machine: create the task, compute its parts on
@@ -56,11 +61,21 @@ stdout); --reference-app runs any other Task API app the reference way (its
 work dir as its current directory, a free port chosen by gtask, health
 polling).
 
---runtime process, the only runtime of gtask run, starts the requestor and
-each provider as a child process. The inline runtime runs an app's Go
-handlers inside the host process, so the app must be compiled into the host:
-Go programs get it from host.InlineLauncher, but an APP named on the command
-line cannot be loaded that way. Docker comes later.
+--runtime process, the default, starts the requestor and each provider as a
+child process. --runtime docker runs them in containers of the Docker Engine
+(DOCKER_HOST, or the local one): the requestor in a long-lived one, each
+provider in a fresh one-shot one, with its work dir mounted at /golem/work,
+as a non-root user, every capability dropped, a read-only root file system
+but for /golem/work and a small /tmp, memory and CPU limits (--memory,
+--cpus; a task's min_memory_mib raises the memory), and no network beyond
+the host (unless --provider-network). APP is built into an image
+(gtask-app/NAME:latest, as 'gtask image build' does), or --image names one
+already in the engine, in place of APP. Every container is removed when its
+run ends; leftovers of a gtask that was killed are removed by the next run
+with docker and by 'gtask gc'. The inline runtime runs an app's Go handlers
+inside the host process, so the app must be compiled into the host: Go
+programs get it from host.InlineLauncher, but an APP named on the command
+line cannot be loaded that way.
 
 Progress goes to stderr: a live bar on a terminal, a line per notable event
 elsewhere (--progress chooses). --json writes the run's events to stdout as
@@ -87,26 +102,36 @@ const runExample = `  gtask run ./examples/mandelbrot
   gtask run ./examples/mandelbrot --params '{"width": 1920, "height": 1080}' --providers 8
   gtask run ./examples/average --params '{"column": "age"}' --input org1.csv --input org2.csv
   gtask run ./examples/montecarlo --params @params.json --chaos crash=0.1,wrong=0.1,seed=7
-  gtask run ./examples/mandelbrot --json | jq -c 'select(.kind == "compute_failed")'`
+  gtask run ./examples/mandelbrot --json | jq -c 'select(.kind == "compute_failed")'
+  gtask run --runtime docker ./examples/mandelbrot --cpus 0.5 --memory 256m
+  gtask run --runtime docker --image mandelbrot:v1`
 
 func newRunCommand(stdout, stderr io.Writer) *cobra.Command {
 	var f runFlags
 	cmd := &cobra.Command{
-		Use:     "run [flags] APP",
+		Use:     "run [flags] APP | --runtime docker --image NAME:TAG",
 		Short:   "Run one task of APP on this machine",
 		Long:    runLong,
 		Example: runExample,
 		Args: func(_ *cobra.Command, args []string) error {
-			switch len(args) {
-			case 1:
+			switch {
+			case len(args) == 1 && f.image != "":
+				return fmt.Errorf("run takes APP or --image, not both: APP %q, --image %q", args[0], f.image)
+			case len(args) == 1:
 				return nil
-			case 0:
-				return errors.New("run needs APP: a Go package directory or an executable")
+			case len(args) == 0 && f.image != "":
+				return nil
+			case len(args) == 0:
+				return errors.New("run needs APP: a Go package directory or an executable (or, with --runtime docker, --image NAME:TAG)")
 			}
 			return fmt.Errorf("run takes one APP, got %d arguments: %q", len(args), args)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runTask(cmd.Context(), args[0], f, stdout, stderr)
+			appArg := f.image
+			if len(args) == 1 {
+				appArg = args[0]
+			}
+			return runTask(cmd.Context(), appArg, f, stdout, stderr)
 		},
 	}
 	fl := cmd.Flags()
@@ -115,7 +140,7 @@ func newRunCommand(stdout, stderr io.Writer) *cobra.Command {
 	fl.StringArrayVar(&f.inputs, "input", nil, "a file copied into the task's task_inputs/ (repeatable)")
 	fl.IntVar(&f.subtasks, "subtasks", 0, "the most parts the app may split the task into, CreateTask's max_subtasks_count (default: the app chooses)")
 	fl.IntVar(&f.providers, "providers", 0, "provider slots: how many subtasks are computed at once (default: the number of CPUs)")
-	fl.StringVar(&f.runtime, "runtime", "process", "where the app runs: process (inline and docker: see above)")
+	fl.StringVar(&f.runtime, "runtime", "process", "where the app runs: process or docker (inline: see above)")
 	fl.StringVar(&f.out, "out", "", "where the task's outputs are copied (default ./gtask-out/TASK_ID); must not exist or be empty")
 	fl.StringVar(&f.workDir, "work-dir", "", "the run's work dir (requestor/, logs/, events.jsonl), new or empty, kept after the run (default: a temporary dir, removed after a finished run unless --keep)")
 	fl.BoolVar(&f.keep, "keep", false, "keep the temporary work dir (logs, events, subtask files) after a finished run")
@@ -127,6 +152,10 @@ func newRunCommand(stdout, stderr io.Writer) *cobra.Command {
 	fl.BoolVar(&f.referenceApp, "reference-app", false, "APP is a Task API app that is not a gtask app: no --work-dir, a port chosen by gtask, readiness by health polling")
 	fl.StringVar(&f.taskID, "task-id", "", "the task's id (default: APP's name, the time and a random suffix)")
 	fl.StringVar(&f.progress, "progress", progressAuto, "progress on stderr: auto (bar on a terminal, else lines), bar, lines or off")
+	fl.StringVar(&f.image, "image", "", "docker: run this image, already in the engine, in place of APP")
+	fl.StringVar(&f.memory, "memory", "", "docker: each container's memory limit, e.g. 512m or 2g (default 2g; a task's min_memory_mib raises it)")
+	fl.Float64Var(&f.cpus, "cpus", 0, "docker: how many cores each container may use (default 1)")
+	fl.BoolVar(&f.providerNetwork, "provider-network", false, "docker: let the containers reach networks beyond the host")
 	return cmd
 }
 
@@ -160,16 +189,28 @@ func runTask(ctx context.Context, appArg string, f runFlags, stdout, stderr io.W
 	if mode != progressOff {
 		announce = stderr
 	}
-	a, err := resolveApp(ctx, appArg, cacheDir(), announce)
-	if err != nil {
-		if ctx.Err() != nil {
-			return &exitError{ExitInterrupted, errors.New("interrupted while building APP")}
+	var name string
+	if f.runtime == runtimeDocker {
+		d, err := dockerLauncher(ctx, appArg, f, announce)
+		if err != nil {
+			return err
 		}
-		return err
+		// Whatever happens, nothing of the run is left in the engine.
+		defer d.Close(context.Background())
+		cfg.Launcher, name = d.launcher, d.name
+	} else {
+		a, err := resolveApp(ctx, appArg, cacheDir(), announce)
+		if err != nil {
+			if ctx.Err() != nil {
+				return &exitError{ExitInterrupted, errors.New("interrupted while building APP")}
+			}
+			return err
+		}
+		cfg.Launcher, name = host.ProcessLauncher{Bin: a.Bin, GtaskApp: !f.referenceApp}, a.Name
 	}
 	taskID := f.taskID
 	if taskID == "" {
-		taskID = newTaskID(a.Name)
+		taskID = newTaskID(name)
 	}
 	if err := taskapi.ValidateID("--task-id", taskID); err != nil {
 		return fieldError(err)
@@ -195,7 +236,6 @@ func runTask(ctx context.Context, appArg string, f runFlags, stdout, stderr io.W
 	cfg.WorkDir = workDir
 	cfg.Params = params
 	cfg.Inputs = inputs
-	cfg.Launcher = host.ProcessLauncher{Bin: a.Bin, GtaskApp: !f.referenceApp}
 
 	rep := newReporter(stderr, mode)
 	defer rep.close()
@@ -257,14 +297,22 @@ func checkFlags(f runFlags) (host.RunConfig, error) {
 	}
 	switch f.runtime {
 	case "process":
+		if f.image != "" || f.memory != "" || f.cpus != 0 || f.providerNetwork {
+			return cfg, badInput("--image, --memory, --cpus and --provider-network are the docker runtime's: add --runtime docker")
+		}
+	case runtimeDocker:
+		if f.referenceApp {
+			return cfg, badInput("--reference-app is the process runtime's: with --runtime docker, an image gtask did not build is run the reference way by itself")
+		}
+		if f.cpus < 0 {
+			return cfg, badInput("--cpus is %g; it must be more than 0 (0: the default)", f.cpus)
+		}
 	case "inline":
 		return cfg, badInput("--runtime inline runs an app's Go handlers inside the host process, so it needs the app " +
 			"compiled into the host: an APP given on the command line cannot be; use --runtime process, " +
 			"or host.InlineLauncher from Go")
-	case "docker":
-		return cfg, badInput("--runtime docker is not available yet; use --runtime process")
 	default:
-		return cfg, badInput("--runtime %q: want process (inline and docker: see --help)", f.runtime)
+		return cfg, badInput("--runtime %q: want process or docker (inline: see --help)", f.runtime)
 	}
 	switch f.progress {
 	case progressAuto, progressBar, progressLines, progressOff:
