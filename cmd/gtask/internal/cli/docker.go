@@ -104,7 +104,9 @@ const gcLong = `gc removes what gtask left in the Docker Engine: the containers 
 networks of docker runs whose gtask process is gone (killed before it could
 clean up). Runs still going, and those of other hosts sharing the engine,
 are left alone; --all removes everything gtask created, live runs included.
-Every 'gtask run --runtime docker' does the same when it starts.
+Every 'gtask run --runtime docker' does the same when it starts. A
+container the engine was still creating when its gtask died can appear
+just after gc has looked; the next gc or docker run removes it.
 
 Exit status: 0 done, 3 no Docker Engine or the engine refused a removal.`
 

@@ -24,11 +24,7 @@ import (
 // it started is left.
 func TestInterrupt(t *testing.T) {
 	root := repoDir(t)
-	bin := filepath.Join(t.TempDir(), "gtask")
-	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "./cmd/gtask")
-	build.Dir = root
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "%s", out)
+	bin := buildGtask(t, root)
 
 	// A render that takes minutes on two cores, in parts that take
 	// seconds: the task is still running when the signal comes.
@@ -37,66 +33,19 @@ func TestInterrupt(t *testing.T) {
 		"--json", "--progress", "lines", "--providers", "2",
 		"--work-dir", workDir, "--out", filepath.Join(t.TempDir(), "out"),
 		"--params", `{"width": 4096, "height": 4096, "max_iter": 20000}`)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	// A pipe of our own rather than StdoutPipe, whose Wait would race
-	// the reads.
-	pr, pw, err := os.Pipe()
-	require.NoError(t, err)
-	cmd.Stdout = pw
-	require.NoError(t, cmd.Start())
-	pw.Close()
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		// Whatever failed, leave nothing running.
-		_ = cmd.Process.Kill()
-		<-exited
-		pr.Close()
-		t.Logf("gtask's stderr:\n%s", stderr.String())
-	}()
-
-	// Wait for the first computed part: providers and the requestor run.
-	computed := make(chan struct{})
-	lines := make(chan struct{})
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(nil, 1<<20)
-		seen := false
-		for sc.Scan() {
-			var ev host.Event
-			if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Kind == host.EventSubtaskComputed && !seen {
-				seen = true
-				close(computed)
-			}
-		}
-	}()
-	select {
-	case <-computed:
-	case err := <-exited:
-		exited <- err
-		t.Fatalf("gtask exited before computing a part: %v", err)
-	case <-time.After(2 * time.Minute):
-		t.Fatal("no subtask_computed event within 2 minutes")
-	}
+	g := startGtask(t, cmd)
+	g.awaitComputed(t)
 	before := appProcesses(t, workDir)
 	require.NotEmpty(t, before, "no app process runs mid-task")
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
-	select {
-	case err = <-exited:
-		exited <- err
-	case <-time.After(5 * time.Second):
-		t.Fatal("gtask still runs 5 s after SIGINT")
-	}
-	<-lines
+	err := g.exit(t, 5*time.Second)
 	var ee *exec.ExitError
 	require.True(t, errors.As(err, &ee), "exit: %v", err)
 	assert.Equal(t, ExitInterrupted, ee.ExitCode())
 	assert.Empty(t, appProcesses(t, workDir), "app processes left after gtask exited; before SIGINT: %v", before)
-	assert.Contains(t, stderr.String(), "interrupted")
-	assert.Contains(t, stderr.String(), "logs:     "+filepath.Join(workDir, "logs"))
+	assert.Contains(t, g.stderr.String(), "interrupted")
+	assert.Contains(t, g.stderr.String(), "logs:     "+filepath.Join(workDir, "logs"))
 }
 
 // appProcesses lists the live processes whose command line mentions dir:
@@ -123,4 +72,92 @@ func appProcesses(t *testing.T, dir string) []string {
 		found = append(found, filepath.Base(p)+": "+strings.ReplaceAll(string(cmdline), "\x00", " "))
 	}
 	return found
+}
+
+// buildGtask builds the gtask command into a temporary dir.
+func buildGtask(t *testing.T, root string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "gtask")
+	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "./cmd/gtask")
+	build.Dir = root
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return bin
+}
+
+// gtaskProc is a gtask process started by startGtask, its --json events
+// read as they come.
+type gtaskProc struct {
+	cmd      *exec.Cmd
+	exited   chan error
+	computed chan struct{}
+	lines    chan struct{}
+	stderr   *bytes.Buffer
+}
+
+// startGtask starts cmd (a `gtask run --json`) and reads its events; the
+// process is killed, if still running, when the test ends.
+func startGtask(t *testing.T, cmd *exec.Cmd) *gtaskProc {
+	t.Helper()
+	g := &gtaskProc{cmd: cmd, exited: make(chan error, 1), computed: make(chan struct{}), lines: make(chan struct{}), stderr: &bytes.Buffer{}}
+	cmd.Stderr = g.stderr
+	// A pipe of our own rather than StdoutPipe, whose Wait would race
+	// the reads.
+	pr, pw, err := os.Pipe()
+	require.NoError(t, err)
+	cmd.Stdout = pw
+	require.NoError(t, cmd.Start())
+	pw.Close()
+	go func() { g.exited <- cmd.Wait() }()
+	go func() {
+		defer close(g.lines)
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(nil, 1<<20)
+		seen := false
+		for sc.Scan() {
+			var ev host.Event
+			if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Kind == host.EventSubtaskComputed && !seen {
+				seen = true
+				close(g.computed)
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		// Whatever failed, leave nothing running.
+		_ = cmd.Process.Kill()
+		err := <-g.exited
+		g.exited <- err
+		<-g.lines
+		pr.Close()
+		t.Logf("gtask's stderr:\n%s", g.stderr.String())
+	})
+	return g
+}
+
+// awaitComputed waits for the first subtask_computed event: the requestor
+// and providers run.
+func (g *gtaskProc) awaitComputed(t *testing.T) {
+	t.Helper()
+	select {
+	case <-g.computed:
+	case err := <-g.exited:
+		g.exited <- err
+		t.Fatalf("gtask exited before computing a part: %v", err)
+	case <-time.After(2 * time.Minute):
+		t.Fatal("no subtask_computed event within 2 minutes")
+	}
+}
+
+// exit waits up to limit for gtask to exit and returns how it did.
+func (g *gtaskProc) exit(t *testing.T, limit time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-g.exited:
+		g.exited <- err
+		<-g.lines
+		return err
+	case <-time.After(limit):
+		t.Fatalf("gtask still runs %s after the signal", limit)
+		return nil
+	}
 }
