@@ -23,6 +23,13 @@
 // ctx abort it (AbortTask), and whatever happens every provider and the
 // requestor are gone when Run returns.
 //
+// CreateTask answers with the environment the providers need (docker_cpu
+// and its image, say). A Launcher that is an EnvLauncher is asked for the
+// providers' launcher in that environment, once, when the task is created;
+// one that cannot give it fails the task, naming it. The process and inline
+// launchers run providers as they run the requestor, whatever the
+// environment; the docker launcher (package host/docker) honours it.
+//
 // Every step is an Event, written as one JSON line to the run's
 // events.jsonl and passed to RunConfig.OnEvent; each carries the run's
 // Progress (parts done of all, computing, verifying, failed, retried), and
