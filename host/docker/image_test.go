@@ -2,7 +2,6 @@ package docker_test
 
 import (
 	"context"
-	"debug/elf"
 	"fmt"
 	"log"
 	"os"
@@ -65,21 +64,11 @@ func buildProbe(t *testing.T, goarch string) string {
 // interpreter, or the test is skipped.
 func dynamicBinary(t *testing.T) string {
 	t.Helper()
-	for _, p := range []string{"/bin/sh", "/bin/ls", "/usr/bin/env", "/bin/true"} {
-		f, err := elf.Open(p)
-		if err != nil {
-			continue
-		}
-		for _, prog := range f.Progs {
-			if prog.Type == elf.PT_INTERP {
-				f.Close()
-				return p
-			}
-		}
-		f.Close()
+	p := dockertest.DynamicExecutable()
+	if p == "" {
+		t.Skip("skipping: no dynamically linked executable on this machine")
 	}
-	t.Skip("skipping: no dynamically linked executable on this machine")
-	return ""
+	return p
 }
 
 // engineArch is the engine's architecture.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"debug/elf"
 	"strings"
 	"testing"
 	"time"
@@ -78,4 +79,25 @@ func Run(t testing.TB, c *client.Client, ref string, args ...string) (exit int64
 		t.Fatalf("reading the logs of a container of %s: %v", ref, err)
 	}
 	return exit, out.String(), errb.String()
+}
+
+// DynamicExecutable is an executable of this machine that names a program
+// interpreter (a dynamically linked one, which an image from scratch
+// cannot run), or "" where there is none.
+func DynamicExecutable() string {
+	for _, p := range []string{"/bin/sh", "/bin/ls", "/usr/bin/env", "/bin/true"} {
+		f, err := elf.Open(p)
+		if err != nil {
+			continue
+		}
+		dynamic := false
+		for _, prog := range f.Progs {
+			dynamic = dynamic || prog.Type == elf.PT_INTERP
+		}
+		f.Close()
+		if dynamic {
+			return p
+		}
+	}
+	return ""
 }

@@ -40,7 +40,7 @@ func TestImageBuildBadInput(t *testing.T) {
 		{"digest tag", []string{"image", "build", "-t", "app@sha256:" + strings.Repeat("0", 64), average}, []string{"-t", "digest"}},
 		{"unknown flag", []string{"image", "build", "--push", average}, []string{"unknown flag: --push"}},
 	}
-	if dyn := dynamicExecutable(); dyn != "" {
+	if dyn := dockertest.DynamicExecutable(); dyn != "" {
 		tests = append(tests, struct {
 			name string
 			args []string
@@ -156,23 +156,4 @@ func TestImageBuildBrokenPackage(t *testing.T) {
 	assert.Contains(t, stderr, "undefined: undefined")
 	_, err := docker.InspectAppImage(t.Context(), c, ref)
 	assert.ErrorIs(t, err, docker.ErrNoImage)
-}
-
-// dynamicExecutable is an executable of this machine that names a program
-// interpreter, or "" where there is none.
-func dynamicExecutable() string {
-	for _, p := range []string{"/bin/sh", "/bin/ls", "/usr/bin/env"} {
-		f, err := elf.Open(p)
-		if err != nil {
-			continue
-		}
-		for _, prog := range f.Progs {
-			if prog.Type == elf.PT_INTERP {
-				f.Close()
-				return p
-			}
-		}
-		f.Close()
-	}
-	return ""
 }
