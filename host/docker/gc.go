@@ -21,15 +21,26 @@ type Collected struct {
 	Kept int
 }
 
+// CollectOptions says what Collect removes. The zero value removes the
+// leftovers of dead owners only.
+type CollectOptions struct {
+	// All removes everything gtask created, whoever owns it, live runs
+	// included.
+	All bool
+	// Run, when set, limits Collect to the objects of that run (their
+	// LabelRun).
+	Run string
+}
+
 // Collect removes the containers and networks gtask created (LabelManaged)
-// whose owner process is gone: it died before it could remove them. With
-// all, it removes every one of them, whoever owns them, live runs
-// included. Every Launcher collects when it is made; `gtask gc` is this.
-func Collect(ctx context.Context, c *client.Client, all bool) (Collected, error) {
+// whose owner process is gone: it died before it could remove them; with
+// opts.All, every one of them. Every Launcher collects when it is made;
+// `gtask gc` is this.
+func Collect(ctx context.Context, c *client.Client, opts CollectOptions) (Collected, error) {
 	var out Collected
 	me := self()
 	dead := func(labels map[string]string) bool {
-		if all {
+		if opts.All {
 			return true
 		}
 		o, ok := parseOwner(labels[LabelOwner])
@@ -41,6 +52,9 @@ func Collect(ctx context.Context, c *client.Client, all bool) (Collected, error)
 	cctx, cancel := context.WithTimeout(ctx, engineTimeout)
 	defer cancel()
 	managed := filters.NewArgs(filters.Arg("label", LabelManaged+"=true"))
+	if opts.Run != "" {
+		managed.Add("label", LabelRun+"="+opts.Run)
+	}
 	cs, err := c.ContainerList(cctx, container.ListOptions{All: true, Filters: managed})
 	if err != nil {
 		return out, fmt.Errorf("docker: listing gtask's containers: %w", err)

@@ -40,7 +40,6 @@ type instance struct {
 
 	mu         sync.Mutex
 	terminated bool // Stop sent SIGTERM; guarded by mu
-	stopAt     time.Time
 
 	done   chan struct{}
 	status int64 // exit status; set before done is closed
@@ -60,7 +59,6 @@ func (in *instance) watch(att types.HijackedResponse, waitC <-chan container.Wai
 		out.flush()
 	}()
 	var exitErr error
-	tw0 := time.Now()
 	select {
 	case w := <-waitC:
 		in.status = w.StatusCode
@@ -70,7 +68,6 @@ func (in *instance) watch(att types.HijackedResponse, waitC <-chan container.Wai
 	case err := <-waitErr:
 		in.status, exitErr = -1, fmt.Errorf("waiting for the container: %w", err)
 	}
-	tw1 := time.Now()
 	t := time.NewTimer(drainTimeout)
 	select {
 	case <-copied:
@@ -79,15 +76,12 @@ func (in *instance) watch(att types.HijackedResponse, waitC <-chan container.Wai
 	t.Stop()
 	att.Close()
 	<-copied
-	tw2 := time.Now()
 	rctx, cancel := context.WithTimeout(context.Background(), engineTimeout)
 	rmErr := in.l.c.ContainerRemove(rctx, in.id, container.RemoveOptions{Force: true, RemoveVolumes: true})
 	cancel()
 	if rmErr != nil && !cerrdefs.IsNotFound(rmErr) {
 		exitErr = errors.Join(exitErr, fmt.Errorf("removing the container: %w", rmErr))
 	}
-	tw3 := time.Now()
-	fmt.Fprintf(os.Stderr, "TIMING exit@%v drain %v remove %v stop->exit %v\n", tw1.Sub(tw0), tw2.Sub(tw1), tw3.Sub(tw2), tw1.Sub(in.stopAt))
 	in.logf.Close()
 	switch {
 	case exitErr != nil:
@@ -183,7 +177,6 @@ func (in *instance) Stop(ctx context.Context) error {
 		return in.stopResult()
 	default:
 	}
-	in.stopAt = time.Now()
 	in.mu.Lock()
 	in.terminated = true
 	in.mu.Unlock()

@@ -179,7 +179,7 @@ func New(ctx context.Context, cfg Config) (*Launcher, error) {
 	}
 	l.user = fmt.Sprintf("%d:%d", uid, gid)
 
-	if _, err := Collect(ctx, cfg.Client, false); err != nil {
+	if _, err := Collect(ctx, cfg.Client, CollectOptions{}); err != nil {
 		return nil, err
 	}
 	nctx, cancel := context.WithTimeout(ctx, engineTimeout)
@@ -373,8 +373,6 @@ func (l *Launcher) start(ctx context.Context, s spec, role host.Role, workDir, l
 	}
 	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), engineTimeout)
 	defer cancel()
-	ts0 := time.Now()
-	defer func() { fmt.Fprintf(os.Stderr, "TIMING start total %v\n", time.Since(ts0)) }()
 	created, err := l.c.ContainerCreate(ectx, cfg, hc, nil, nil, name)
 	if err != nil {
 		logf.Close()
@@ -388,7 +386,6 @@ func (l *Launcher) start(ctx context.Context, s spec, role host.Role, workDir, l
 	}
 	// From here on the instance's goroutine removes the container, so
 	// every failure goes through it: it must be running.
-	ts1 := time.Now()
 	att, err := l.c.ContainerAttach(ectx, created.ID, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
 	if err != nil {
 		in.abandon(fmt.Errorf("attaching to the container: %w", err))
@@ -401,12 +398,10 @@ func (l *Launcher) start(ctx context.Context, s spec, role host.Role, workDir, l
 	started = true
 	go in.watch(att, waitC, waitErr, stopWait)
 
-	ts2 := time.Now()
 	if err := l.c.ContainerStart(ectx, created.ID, container.StartOptions{}); err != nil {
 		in.Kill()
 		return nil, fail(fmt.Errorf("starting the container: %w", err))
 	}
-	ts3 := time.Now()
 	ins, err := l.c.ContainerInspect(ectx, created.ID)
 	if err != nil {
 		in.Kill()
@@ -418,10 +413,7 @@ func (l *Launcher) start(ctx context.Context, s spec, role host.Role, workDir, l
 		return nil, fail(fmt.Errorf("the container has no address on network %s", l.network))
 	}
 	in.addr = net.JoinHostPort(ep.IPAddress, containerPort)
-	ts4 := time.Now()
-	err = in.await(ctx, role, s.gtask)
-	fmt.Fprintf(os.Stderr, "TIMING create %v attach+wait %v start %v inspect %v ready %v\n", ts1.Sub(ts0), ts2.Sub(ts1), ts3.Sub(ts2), ts4.Sub(ts3), time.Since(ts4))
-	if err != nil {
+	if err := in.await(ctx, role, s.gtask); err != nil {
 		in.Kill()
 		return nil, fail(withTail(err, logPath))
 	}

@@ -125,7 +125,7 @@ func newGCCommand(stdout, stderr io.Writer) *cobra.Command {
 				return hostError("%w", err)
 			}
 			defer c.Close()
-			got, err := docker.Collect(ctx, c, all)
+			got, err := docker.Collect(ctx, c, docker.CollectOptions{All: all})
 			for _, n := range got.Containers {
 				fmt.Fprintf(stdout, "removed container %s\n", n)
 			}
