@@ -62,7 +62,15 @@ type dialOptions struct {
 	grpcOpts  []grpc.DialOption
 	// defaultTimeout is DefaultDialTimeout; tests shorten it.
 	defaultTimeout time.Duration
+	// noHealth skips the wait for SERVING: the Runner sets it for an
+	// instance that has said it serves (see announcer).
+	noHealth bool
 }
+
+// withoutHealthWait makes a dial return without asking the server's
+// health: for a server known to serve already, whose first call then
+// connects.
+func withoutHealthWait() DialOption { return func(o *dialOptions) { o.noHealth = true } }
 
 // WithTLSDir makes the client use the contract's mutual TLS with the files
 // in dir (task_api_client_key.pem, task_api_client_cert.pem and
@@ -203,6 +211,9 @@ func dial(ctx context.Context, role, addr string, opts []DialOption) (*grpc.Clie
 	conn, err := grpc.NewClient(addr, gopts...)
 	if err != nil {
 		return nil, fmt.Errorf("host: dial %s: %w", what, err)
+	}
+	if o.noHealth {
+		return conn, nil
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc

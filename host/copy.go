@@ -20,7 +20,7 @@ func refuse(format string, args ...any) error {
 	return &badOutput{reason: fmt.Sprintf(format, args...)}
 }
 
-// copyOutput copies the output a provider named, rel (relative to its task
+// copyOutput brings the output a provider named, rel (relative to its task
 // dir provDir), into dstDir under its base name, and returns that name and
 // its size. The output is untrusted: it must be a relative path that stays
 // inside provDir (through any symbolic link on the way), naming a regular
@@ -29,6 +29,13 @@ func refuse(format string, args ...any) error {
 // through an os.Root of provDir, so no path or link leads the host out of
 // it, and checked again once open, in case it was swapped meanwhile. Any
 // other error is the host's (writing dstDir).
+//
+// The file that was opened and checked is the one brought over: linked
+// into dstDir when it can be (see linkOpened: the same file system, the
+// host's own file with no other name), which costs no new file and no
+// copy, else copied. The caller removes provDir afterwards, so the output
+// ends with one name, in dstDir, either way. A provider must have exited
+// before: a linked file is the provider's own, not a copy of it.
 func copyOutput(provDir, rel, dstDir string, limit int64) (string, int64, error) {
 	switch {
 	case rel == "":
@@ -75,6 +82,9 @@ func copyOutput(provDir, rel, dstDir string, limit int64) (string, int64, error)
 		return "", 0, err
 	}
 	dst := filepath.Join(dstDir, name)
+	if linkable(ofi) && linkOpened(in, dst) == nil {
+		return name, ofi.Size(), nil
+	}
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return "", 0, err

@@ -11,8 +11,10 @@
 // under a per-attempt deadline, checks the one output the provider names
 // (a relative path that stays inside its task dir, a regular file, no
 // symbolic link, not too big: anything else is a failed attempt, and no
-// file is ever read from elsewhere) and copies it into
-// subtask_outputs/{subtask}/. Verification is a stage of its own, with its
+// file is ever read from elsewhere) and, once the provider has exited,
+// brings it into subtask_outputs/{subtask}/: the very file that was
+// checked, linked when it is the host's own on the same file system (no
+// copy), else copied. Verification is a stage of its own, with its
 // own concurrency and time limit, so providers go on computing while
 // results are judged: SUCCESS is done; FAILURE sends the part to another
 // node; INCONCLUSIVE and AWAITING_DATA are verified again after a later
@@ -57,7 +59,10 @@
 // SERVING, so the first call never races the app's start-up; reconnects are
 // fast, because the server is usually a process the host has just started.
 // A launcher that reads the app's stdout learns the address from its
-// readiness line with ReadyAddr instead of guessing it.
+// readiness line with ReadyAddr instead of guessing it. Run itself skips
+// the health check for a gtask app whose readiness line was read (it
+// serves already), and lets such a provider exit by itself once it has
+// answered rather than signal it.
 //
 // An app running inside the host (the InlineLauncher's instances, which
 // are DirectInstances) needs no dial: NewRequestorClient(inst.Conn()) calls

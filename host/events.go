@@ -328,8 +328,13 @@ func (r *recorder) snapshot() Counts {
 }
 
 // emit records ev: it numbers and stamps it, writes it as one JSON line,
-// flushed at once (so that `tail -f` and a crash see every event), and
-// passes it to the hook.
+// and passes it to the hook. The line is buffered when ev is one of the
+// kinds every subtask makes (assigned, computed, verified), which the run's
+// loop flushes (see flush) before it waits for anything, so that at a high
+// rate a write carries many lines; any other event is flushed at once, with
+// whatever is buffered before it. So a `tail -f` or a crash of the host
+// misses at most the events of the loop's current turn, and the last event
+// of a run is on disk before Run returns.
 func (r *recorder) emit(ev Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -354,7 +359,7 @@ func (r *recorder) emit(ev Event) {
 			line = append(line, '\n')
 			_, err = r.w.Write(line)
 		}
-		if err == nil {
+		if err == nil && !batched(ev.Kind) {
 			err = r.w.Flush()
 		}
 		if err != nil {
@@ -363,6 +368,28 @@ func (r *recorder) emit(ev Event) {
 	}
 	if r.onEvent != nil {
 		r.onEvent(ev)
+	}
+}
+
+// batched reports whether events of kind may wait in the buffer for the
+// next flush: the kinds every subtask makes, which set the rate of writes.
+func batched(kind EventKind) bool {
+	switch kind {
+	case EventSubtaskAssigned, EventSubtaskComputed, EventSubtaskVerified:
+		return true
+	}
+	return false
+}
+
+// flush writes the buffered events to the file.
+func (r *recorder) flush() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil || r.w.Buffered() == 0 {
+		return
+	}
+	if err := r.w.Flush(); err != nil {
+		r.err = fmt.Errorf("writing events up to %d: %w", r.seq, err)
 	}
 }
 

@@ -171,6 +171,7 @@ func (l ProcessLauncher) Start(ctx context.Context, role Role, workDir, logPath 
 		done:    make(chan struct{}),
 		ready:   make(chan readyLine, 1),
 		drained: make(chan struct{}),
+		gtask:   l.GtaskApp,
 	}
 	go p.copyStdout(pr)
 	go p.wait(pr)
@@ -206,10 +207,11 @@ type readyLine struct{ role, addr string }
 // procInstance is one app process. Its two goroutines, copyStdout and wait,
 // are its own: both have ended once done is closed.
 type procInstance struct {
-	what string // for errors: binary, role, pid, log
-	cmd  *exec.Cmd
-	addr string // set by Start before the instance is handed out
-	logf *os.File
+	what  string // for errors: binary, role, pid, log
+	cmd   *exec.Cmd
+	addr  string // set by Start before the instance is handed out
+	gtask bool   // started as a gtask app: addr is from its readiness line
+	logf  *os.File
 
 	// ready receives the first readiness line, and is closed when stdout
 	// ends; it has room for the one line, so that the copy never waits for
@@ -384,6 +386,11 @@ func (p *procInstance) signal(sig syscall.Signal) error {
 }
 
 func (p *procInstance) Addr() string { return p.addr }
+
+// announced reports whether the app printed its readiness line (a gtask
+// app's start): it serves, so the Runner's dial need not wait for its
+// health (see announcer).
+func (p *procInstance) announced() bool { return p.gtask }
 
 // Stop sends SIGTERM to the app's group and waits for the app to exit; when
 // ctx ends first, it kills the group and returns an error wrapping ctx's

@@ -196,7 +196,12 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("host: task %s: %w", cfg.TaskID, err)
 	}
-	defer r.events.Close()
+	defer func() {
+		// Whatever happened, a panic included, the events recorded so far
+		// reach the file.
+		r.rec.flush()
+		r.events.Close()
+	}()
 	res, err := r.run(ctx)
 	if err != nil {
 		err = fmt.Errorf("host: task %s: %w", cfg.TaskID, err)
@@ -267,8 +272,7 @@ type run struct {
 	taskDir  string
 	provRoot string
 	logDir   string
-	// Names every attempt or turn of the loop needs, made once: the
-	// contract's are each a look-up in the proto's descriptors.
+	// Paths every attempt or turn of the loop needs, made once.
 	inputsName string // "subtask_inputs", in a provider's dir
 	inputsDir  string // the task's subtask_inputs/
 	outputsDir string // the task's subtask_outputs/
@@ -283,8 +287,9 @@ type run struct {
 	created      bool // CreateTask succeeded
 
 	slots       []slot
-	newNodes    int // nodes made to replace others
-	seq         int // subtasks handed out
+	newNodes    int  // nodes made to replace others
+	drained     bool // HasPendingSubtasks last answered false: fill asks it first
+	seq         int  // subtasks handed out
 	parts       map[[32]byte]*partState
 	computing   int
 	queue       []verifyJob
@@ -637,29 +642,55 @@ func (r *run) loop(ctx context.Context) (Outcome, string, error) {
 			}
 			return r.over("")
 		}
+		var (
+			comp     computeResult
+			ver      verifyResult
+			computed bool
+		)
+		// What is ready is taken at once; only when the loop has to wait
+		// are the events of its last turns flushed (see recorder.emit).
 		select {
-		case res := <-r.computed:
+		case comp = <-r.computed:
+			computed = true
+		case ver = <-r.verified:
+		case <-deadline:
+			return Aborted, r.timeoutReason(), nil
+		case <-ctx.Done():
+			return "", "", context.Cause(ctx)
+		default:
+			r.rec.flush()
+			select {
+			case comp = <-r.computed:
+				computed = true
+			case ver = <-r.verified:
+			case <-deadline:
+				return Aborted, r.timeoutReason(), nil
+			case <-ctx.Done():
+				return "", "", context.Cause(ctx)
+			}
+		}
+		if computed {
 			idlePass = false
-			if err := r.onComputed(ctx, res); err != nil {
+			if err := r.onComputed(ctx, comp); err != nil {
 				if r.late(err) {
 					continue // the loop's next turn sees the end
 				}
 				return "", "", err
 			}
-		case res := <-r.verified:
-			progressed, err := r.onVerified(ctx, res)
-			if progressed {
-				idlePass = false
-			}
-			if err != nil && !r.late(err) {
-				return "", "", err
-			}
-		case <-deadline:
-			return Aborted, fmt.Sprintf("the task's time limit (Timeout) of %s passed", r.cfg.Timeout), nil
-		case <-ctx.Done():
-			return "", "", context.Cause(ctx)
+			continue
+		}
+		progressed, err := r.onVerified(ctx, ver)
+		if progressed {
+			idlePass = false
+		}
+		if err != nil && !r.late(err) {
+			return "", "", err
 		}
 	}
+}
+
+func (r *run) timeoutReason() string {
+	return fmt.Sprintf("the task's time limit (Timeout) of %s passed", r.cfg.Timeout)
 }
 
 // settle waits for the verifications in flight when the task has ended
@@ -668,6 +699,7 @@ func (r *run) loop(ctx context.Context) (Outcome, string, error) {
 // and the loop may see the end first.
 func (r *run) settle(ctx context.Context) {
 	for r.verifying > 0 {
+		r.rec.flush()
 		select {
 		case res := <-r.verified:
 			_, _ = r.onVerified(ctx, res) // the task has ended: nothing left to fail
@@ -679,17 +711,37 @@ func (r *run) settle(ctx context.Context) {
 
 // fill hands out subtasks to the free slots and reports the last
 // HasPendingSubtasks answer and whether any slot got a subtask.
+//
+// A slot asks NextSubtask straight away, since a subtask handed out means
+// one was pending: that spares a HasPendingSubtasks call per subtask.
+// Only an empty answer is looked into with HasPendingSubtasks (nothing
+// pending, or nothing for this node). Once HasPendingSubtasks answered
+// false, it is asked first again, as long as it says so, so that the slots
+// idle at the end of a task do not ask for subtasks there are none of.
 func (r *run) fill(ctx context.Context) (pending, got bool, err error) {
 	for i := range r.slots {
 		if r.slots[i].busy {
 			continue
 		}
-		if pending, err = r.hasPending(ctx); err != nil || !pending {
-			return pending, got, err
+		var a *attempt
+		asked := false
+		if !r.drained {
+			if a, err = r.next(ctx, i); err != nil {
+				return pending, got, err
+			}
+			asked = true
 		}
-		a, err := r.next(ctx, i)
-		if err != nil {
-			return pending, got, err
+		if a == nil {
+			if pending, err = r.hasPending(ctx); err != nil || !pending {
+				r.drained = err == nil
+				return pending, got, err
+			}
+			r.drained = false
+			if !asked {
+				if a, err = r.next(ctx, i); err != nil {
+					return pending, got, err
+				}
+			}
 		}
 		if a == nil {
 			// Pending, but nothing for this node: it holds a live subtask
@@ -703,6 +755,7 @@ func (r *run) fill(ctx context.Context) (pending, got bool, err error) {
 				continue
 			}
 		}
+		pending = true
 		r.start(a)
 		got = true
 	}
@@ -838,19 +891,39 @@ func (r *run) compute(ctx context.Context, a *attempt) (res computeResult) {
 	if err != nil {
 		return fail(FailStart, "starting the provider: %v", err)
 	}
-	answered := false
-	defer func() {
-		// A provider that answered exits by itself; any other is killed.
-		if answered {
+	// A provider that answered exits by itself (stop waits for it); any
+	// other is killed.
+	stopped := false
+	stop := func(answered bool) {
+		if stopped {
+			return
+		}
+		stopped = true
+		switch {
+		case !answered:
+			inst.Kill()
+		case announcedApp(inst):
+			// A gtask app is on its way out already: asking it to stop
+			// (SIGTERM) would only cost it a signal's handling, a tenth
+			// of its life. It is killed if it does not exit in time.
+			t := time.NewTimer(providerExitGrace)
+			defer t.Stop()
+			select {
+			case <-inst.Done():
+			case <-t.C:
+				inst.Kill()
+			case <-ctx.Done():
+				inst.Kill()
+			}
+		default:
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), providerExitGrace)
 			if inst.Stop(sctx) != nil {
 				inst.Kill()
 			}
 			cancel()
-		} else {
-			inst.Kill()
 		}
-	}()
+	}
+	defer stop(false)
 	pc, err := providerClient(actx, inst)
 	if err != nil {
 		return fail(FailStart, "%v", err)
@@ -882,8 +955,11 @@ func (r *run) compute(ctx context.Context, a *attempt) (res computeResult) {
 	if err != nil {
 		return r.computeFailed(ctx, actx, inst, err, fail)
 	}
-	answered = true
 	output = rel
+	// The provider is gone before its output is taken: nothing of it
+	// changes the file after the checks (see copyOutput).
+	pc.Close()
+	stop(true)
 
 	name, n, err := copyOutput(dir, rel, filepath.Join(r.outputsDir, a.id), r.cfg.MaxOutputSize)
 	if bad, ok := errors.AsType[*badOutput](err); ok {
@@ -1359,6 +1435,31 @@ func (c *requestorConn) start(ctx context.Context) error {
 	return nil
 }
 
+// announcer is an Instance that knows whether the app said it serves: a
+// gtask app's process, once its readiness line was read. It was bound
+// then, so its first call is queued by the kernel until it accepts, and
+// asking its health first would only cost a round trip. Such an app
+// follows gtask's process contract in full: as a provider, it exits by
+// itself once it has answered its one call.
+type announcer interface {
+	announced() bool
+}
+
+// announcedApp reports whether inst is an announcer that announced itself.
+func announcedApp(inst Instance) bool {
+	a, ok := inst.(announcer)
+	return ok && a.announced()
+}
+
+// dialOpts are the options of a dial of inst: no health wait for an
+// instance that announced it serves.
+func dialOpts(inst Instance, opts ...DialOption) []DialOption {
+	if announcedApp(inst) {
+		opts = append(opts, withoutHealthWait())
+	}
+	return opts
+}
+
 // requestorClient returns a client of the requestor inst: in process when
 // inst is a DirectInstance, which serves from its start, otherwise dialled
 // at its address with the TLS files of its work dir tlsDir.
@@ -1366,7 +1467,7 @@ func requestorClient(ctx context.Context, inst Instance, tlsDir string) (*Reques
 	if d, ok := inst.(DirectInstance); ok {
 		return NewRequestorClient(d.Conn()), nil
 	}
-	return DialRequestor(ctx, inst.Addr(), WithTLSDir(tlsDir))
+	return DialRequestor(ctx, inst.Addr(), dialOpts(inst, WithTLSDir(tlsDir))...)
 }
 
 // providerClient returns a client of the provider inst, as requestorClient
@@ -1375,7 +1476,7 @@ func providerClient(ctx context.Context, inst Instance) (*ProviderClient, error)
 	if d, ok := inst.(DirectInstance); ok {
 		return NewProviderClient(d.Conn()), nil
 	}
-	return DialProvider(ctx, inst.Addr())
+	return DialProvider(ctx, inst.Addr(), dialOpts(inst)...)
 }
 
 func (c *requestorConn) alive() bool {

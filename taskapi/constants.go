@@ -1,61 +1,58 @@
 package taskapi
 
-import (
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/runtime/protoimpl"
-	"google.golang.org/protobuf/types/descriptorpb"
-
-	pb "github.com/gtask/gtask/gen/golem_task_api"
-)
-
 // The constants of the contract are file options of constants.proto and
-// envs.proto. They are read from the compiled descriptors on every call (a
-// map look-up) rather than retyped here, so that the proto stays the one
-// place they are written.
-
-func fileOption(fd protoreflect.FileDescriptor, ext *protoimpl.ExtensionInfo) string {
-	opts, _ := fd.Options().(*descriptorpb.FileOptions)
-	v, _ := proto.GetExtension(opts, ext).(string)
-	return v
-}
+// envs.proto, which stay the one place they are decided: TestConstants
+// reads each from the compiled descriptors and fails when one here differs.
+// They are literals here rather than read from the descriptors at run time
+// because the first such read unmarshals the descriptor options (a fifth of
+// a millisecond), and every gtask app pays it at start-up: for a one-shot
+// provider, whose start is on the host's hot path, that was 5% of its life.
+const (
+	taskInputsDir     = "task_inputs"
+	subtaskInputsDir  = "subtask_inputs"
+	taskOutputsDir    = "task_outputs"
+	subtaskOutputsDir = "subtask_outputs"
+	workDir           = "golem/work" // as the proto has it, without the leading slash
+	dockerCPUEnvID    = "docker_cpu"
+	dockerGPUEnvID    = "docker_gpu"
+)
 
 // TaskInputsDir is "task_inputs": the task creator's resources in a requestor
 // task dir.
 func TaskInputsDir() string {
-	return fileOption(pb.File_golem_task_api_constants_proto, pb.E_TASK_INPUTS_DIR)
+	return taskInputsDir
 }
 
 // SubtaskInputsDir is "subtask_inputs": files prepared for providers, in a
 // requestor task dir and in a provider task work dir.
 func SubtaskInputsDir() string {
-	return fileOption(pb.File_golem_task_api_constants_proto, pb.E_SUBTASK_INPUTS_DIR)
+	return subtaskInputsDir
 }
 
 // TaskOutputsDir is "task_outputs": the merged result files of a task.
 func TaskOutputsDir() string {
-	return fileOption(pb.File_golem_task_api_constants_proto, pb.E_TASK_OUTPUTS_DIR)
+	return taskOutputsDir
 }
 
 // SubtaskOutputsDir is "subtask_outputs": subtask S's result file lives in
 // subtask_outputs/S/ of the requestor task dir.
 func SubtaskOutputsDir() string {
-	return fileOption(pb.File_golem_task_api_constants_proto, pb.E_SUBTASK_OUTPUTS_DIR)
+	return subtaskOutputsDir
 }
 
 // ContainerWorkDir is "/golem/work": where the work dir is mounted inside a
 // container, and the default work dir of a gtask app. The proto publishes it
 // without the leading slash ("golem/work"); this adds it.
 func ContainerWorkDir() string {
-	return "/" + fileOption(pb.File_golem_task_api_constants_proto, pb.E_WORK_DIR)
+	return "/" + workDir
 }
 
 // DockerCPUEnvID is "docker_cpu", the standard Docker environment.
 func DockerCPUEnvID() string {
-	return fileOption(pb.File_golem_task_api_envs_proto, pb.E_DOCKER_CPU_ENV_ID)
+	return dockerCPUEnvID
 }
 
 // DockerGPUEnvID is "docker_gpu", the GPU-enabled Docker environment.
 func DockerGPUEnvID() string {
-	return fileOption(pb.File_golem_task_api_envs_proto, pb.E_DOCKER_GPU_ENV_ID)
+	return dockerGPUEnvID
 }

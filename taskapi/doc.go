@@ -1,7 +1,8 @@
 // Package taskapi holds the facts of the Golem Task API contract that Go code
 // needs beside the generated messages: the work-dir and environment constants
-// (read from the proto descriptors, never retyped) and the validation every
-// gtask server applies at its boundary before a handler runs.
+// (the proto's file options, which a test holds them to; see constants.go)
+// and the validation every gtask server applies at its boundary before a
+// handler runs.
 //
 // Ids are used as directory names, so they are checked strictly:
 //

@@ -7,29 +7,45 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/runtime/protoimpl"
+	"google.golang.org/protobuf/types/descriptorpb"
 
+	pb "github.com/gtask/gtask/gen/golem_task_api"
 	"github.com/gtask/gtask/taskapi"
 )
 
 func TestConstants(t *testing.T) {
-	// The literals are the contract (PROTOCOL.md); the functions read them
-	// from the descriptors, so this checks both the proto and the reading.
+	// The literals are the contract (PROTOCOL.md); the functions return
+	// them, and each must be what the proto's file option says, since the
+	// proto is where the contract is decided.
+	constants, envs := pb.File_golem_task_api_constants_proto, pb.File_golem_task_api_envs_proto
 	tests := []struct {
 		name string
 		got  func() string
 		want string
+		// file and ext are the option's; prefix is what the function adds.
+		file   protoreflect.FileDescriptor
+		ext    *protoimpl.ExtensionInfo
+		prefix string
 	}{
-		{"TaskInputsDir", taskapi.TaskInputsDir, "task_inputs"},
-		{"SubtaskInputsDir", taskapi.SubtaskInputsDir, "subtask_inputs"},
-		{"TaskOutputsDir", taskapi.TaskOutputsDir, "task_outputs"},
-		{"SubtaskOutputsDir", taskapi.SubtaskOutputsDir, "subtask_outputs"},
-		{"ContainerWorkDir", taskapi.ContainerWorkDir, "/golem/work"},
-		{"DockerCPUEnvID", taskapi.DockerCPUEnvID, "docker_cpu"},
-		{"DockerGPUEnvID", taskapi.DockerGPUEnvID, "docker_gpu"},
+		{"TaskInputsDir", taskapi.TaskInputsDir, "task_inputs", constants, pb.E_TASK_INPUTS_DIR, ""},
+		{"SubtaskInputsDir", taskapi.SubtaskInputsDir, "subtask_inputs", constants, pb.E_SUBTASK_INPUTS_DIR, ""},
+		{"TaskOutputsDir", taskapi.TaskOutputsDir, "task_outputs", constants, pb.E_TASK_OUTPUTS_DIR, ""},
+		{"SubtaskOutputsDir", taskapi.SubtaskOutputsDir, "subtask_outputs", constants, pb.E_SUBTASK_OUTPUTS_DIR, ""},
+		{"ContainerWorkDir", taskapi.ContainerWorkDir, "/golem/work", constants, pb.E_WORK_DIR, "/"},
+		{"DockerCPUEnvID", taskapi.DockerCPUEnvID, "docker_cpu", envs, pb.E_DOCKER_CPU_ENV_ID, ""},
+		{"DockerGPUEnvID", taskapi.DockerGPUEnvID, "docker_gpu", envs, pb.E_DOCKER_GPU_ENV_ID, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			assert.Equal(t, tt.want, tt.got())
+			opts, ok := tt.file.Options().(*descriptorpb.FileOptions)
+			require.True(t, ok)
+			fromProto, ok := proto.GetExtension(opts, tt.ext).(string)
+			require.True(t, ok)
+			assert.Equal(t, tt.prefix+fromProto, tt.got(), "the proto's option")
 		})
 	}
 	assert.Equal(t, 128, taskapi.MaxIDLen)

@@ -2,8 +2,8 @@
 // through, each figure against a floor or a target measured in the same
 // run; README.md says what each figure means and what limits it.
 //
-//	go run ./bench/runthroughput                  # the default: 2 to 3 minutes
-//	go run ./bench/runthroughput -dir /dev/shm    # work dirs on tmpfs
+//	go run ./bench/runthroughput                  # the default: 2 to 3 minutes, work dirs in /dev/shm
+//	go run ./bench/runthroughput -dir /tmp        # work dirs on /tmp (a disk, often)
 //	go run ./bench/runthroughput -n 600 -rounds 5 -pairs 5
 //	go run ./bench/runthroughput -only inline -inline-n 20000
 //	go run ./bench/runthroughput -only process -p 2 -cpuprofile host.pprof
@@ -81,7 +81,7 @@ func main() {
 	inlineN := flag.Int("inline-n", 0, "inline: subtasks per run; 0 sizes a run to about 2 s")
 	inlineRounds := flag.Int("inline-rounds", 2, "inline: runs per provider count")
 	only := flag.String("only", "process,mandelbrot,inline", "comma-separated figures to measure")
-	dir := flag.String("dir", "", "where the binaries and the runs' work dirs go (default: os.TempDir(), as for gtask run)")
+	dir := flag.String("dir", defaultDir(), "where the binaries and the runs' work dirs go (default: /dev/shm, a tmpfs, when there is one, else os.TempDir(); see README.md)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of this process (the host side) to `file`")
 	flag.Parse()
 
@@ -123,6 +123,23 @@ func main() {
 	}
 }
 
+// defaultDir is where the work dirs go by default: /dev/shm, a tmpfs on
+// Linux, when it is a dir this process may write in, so that the figures
+// measure gtask rather than the disk's inode allocation (README.md: on a
+// slow file system, creating a file costs more than a no-op subtask's whole
+// host side); else "", os.TempDir(). -dir /tmp measures on the disk.
+func defaultDir() string {
+	const shm = "/dev/shm"
+	if fi, err := os.Stat(shm); err == nil && fi.IsDir() {
+		if f, err := os.CreateTemp(shm, "runthroughput-probe-"); err == nil {
+			f.Close()
+			os.Remove(f.Name())
+			return shm
+		}
+	}
+	return ""
+}
+
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "runthroughput:", err)
 	os.Exit(1)
@@ -151,7 +168,7 @@ func run(cfg config) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("work dirs in %s: a mkdir takes %s, a file's creation %s (the host makes 6 per no-op subtask, the floor none)\n",
+	fmt.Printf("work dirs in %s: a mkdir takes %s, a file's creation %s (a no-op subtask makes 5, the floor none)\n",
 		filepath.Dir(tmp), us(mk), us(cr))
 	pkgs := map[string]string{}
 	if cfg.only["process"] {
@@ -290,7 +307,7 @@ func processFigure(cfg config, tmp, floorBin, noopBin string) error {
 			ms(r.gtask.setup/time.Duration(cfg.rounds)), ms(r.gtask.teardown/time.Duration(cfg.rounds)))
 	}
 	fmt.Println("p50 = one floor or app cycle, one gtask attempt (provider dir, spawn, readiness line,")
-	fmt.Println("dial with health, Compute, exit, copy back); cpu = user+system CPU per subtask, floor and")
+	fmt.Println("dial, Compute, exit, output linked back); cpu = user+system CPU per subtask, floor and")
 	fmt.Println("app: driver and child together; gtask: the host process (host cpu) and the requestor and")
 	fmt.Println("providers (g.apps cpu); setup = Run's start to task_created (requestor spawn, dial,")
 	fmt.Println("CreateTask) and teardown = last verdict to Run's return, per run, inside gtask/s")

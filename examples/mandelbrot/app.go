@@ -116,8 +116,12 @@ func (app) Merge(ctx context.Context, t *sdk.Task[Params], results []*sdk.Result
 		}
 		copy(img.Pix[s.Y0*img.Stride:], pix)
 	}
+	// The fastest compression: the merge is the one part of a task that
+	// no provider shares, and the default level takes four times as long
+	// (about 0.1 s for 2048x1536 on one core) for a file a third smaller.
 	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
+	enc := png.Encoder{CompressionLevel: png.BestSpeed}
+	if err := enc.Encode(&buf, img); err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(t.Dir.Outputs(), imageFile), buf.Bytes(), 0o644)

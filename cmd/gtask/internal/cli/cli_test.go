@@ -82,7 +82,6 @@ func TestBadInput(t *testing.T) {
 		{"input is a dir", []string{"run", "--input", dir, mandelbrot}, []string{"not a regular file"}},
 		{"inputs clash", []string{"run", "--input", badJSON, "--input", filepath.Join(nonEmpty, "..", "bad.json"), mandelbrot}, []string{"both be task_inputs/bad.json"}},
 		{"runtime inline", []string{"run", "--runtime", "inline", mandelbrot}, []string{"--runtime inline", "host.InlineLauncher"}},
-		{"runtime docker", []string{"run", "--runtime", "docker", mandelbrot}, []string{"not available yet"}},
 		{"runtime unknown", []string{"run", "--runtime", "vm", mandelbrot}, []string{`--runtime "vm"`}},
 		{"progress unknown", []string{"run", "--progress", "loud", mandelbrot}, []string{`--progress "loud"`}},
 		{"bad chaos", []string{"run", "--chaos", "crash=2", mandelbrot}, []string{"--chaos", "crash rate"}},
