@@ -66,6 +66,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 
+	"github.com/gtask/gtask/bench/internal/noopapp"
 	"github.com/gtask/gtask/bench/internal/spawn"
 	"github.com/gtask/gtask/host"
 	"github.com/gtask/gtask/host/docker"
@@ -441,11 +442,11 @@ func (b *bench) gtaskSide(ctx context.Context, s *side) error {
 		return err
 	}
 	n := time.Duration(b.cfg.n)
-	s.per = append(s.per, st.wall/n)
-	s.steady = append(s.steady, (st.wall-st.setup-st.teardown)/n)
-	s.setup = append(s.setup, st.setup)
-	s.teardown = append(s.teardown, st.teardown)
-	s.lat = append(s.lat, st.attempts...)
+	s.per = append(s.per, st.Wall/n)
+	s.steady = append(s.steady, (st.Wall-st.Setup-st.Teardown)/n)
+	s.setup = append(s.setup, st.Setup)
+	s.teardown = append(s.teardown, st.Teardown)
+	s.lat = append(s.lat, st.Attempts...)
 	return nil
 }
 
@@ -510,58 +511,15 @@ func (b *bench) stepsRound(ctx context.Context) (err error) {
 	return nil
 }
 
-// runStats is what one host.Run of the no-op app took.
-type runStats struct {
-	wall            time.Duration // the whole Run
-	setup, teardown time.Duration // Run's start to task_created; the last verdict to Run's return
-	attempts        []time.Duration
-}
-
 // gtaskRound runs one no-op task of n parts with a docker launcher of the
 // image, made before the clock starts and closed after it stops.
-func (b *bench) gtaskRound(ctx context.Context, n int) (st runStats, err error) {
+func (b *bench) gtaskRound(ctx context.Context, n int) (st noopapp.RunStats, err error) {
 	l, err := docker.New(ctx, docker.Config{Client: b.c, Image: b.ref})
 	if err != nil {
 		return st, err
 	}
 	defer func() { err = errors.Join(err, l.Close(context.WithoutCancel(ctx))) }()
-	work, err := os.MkdirTemp(b.tmp, "run-")
-	if err != nil {
-		return st, err
-	}
-	defer os.RemoveAll(work)
-	var created, lastVerified time.Time
-	start := time.Now()
-	res, err := host.Run(ctx, host.RunConfig{
-		Launcher:  l,
-		TaskID:    "noop",
-		WorkDir:   work,
-		Params:    json.RawMessage(fmt.Sprintf(`{"parts": %d}`, n)),
-		Providers: b.cfg.p,
-		OnEvent: func(ev host.Event) {
-			switch ev.Kind {
-			case host.EventTaskCreated:
-				created = time.Now()
-			case host.EventSubtaskComputed:
-				st.attempts = append(st.attempts, ev.Took)
-			case host.EventSubtaskVerified:
-				lastVerified = time.Now()
-			}
-		},
-	})
-	end := time.Now()
-	if err != nil {
-		return st, err
-	}
-	out, _ := os.ReadFile(filepath.Join(res.OutputsDir, "done.txt"))
-	if res.Outcome != host.Finished || string(out) != fmt.Sprintf("%d parts\n", n) || res.Counts.Failed != 0 {
-		return st, fmt.Errorf("no-op run: %s (%s): done.txt says %q of %d parts, %d failed attempts; events in %s",
-			res.Outcome, res.Reason, out, n, res.Counts.Failed, res.EventsPath)
-	}
-	st.wall = end.Sub(start)
-	st.setup = created.Sub(start)
-	st.teardown = end.Sub(lastVerified)
-	return st, nil
+	return noopapp.RunTask(ctx, l, b.tmp, n, b.cfg.p)
 }
 
 // tracer times every HTTP call to the engine, by side and by call. The

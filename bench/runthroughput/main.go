@@ -10,7 +10,7 @@
 //
 // Three figures:
 //
-//  1. process: a no-op app (noop/, handlers in internal/noopapp) run by
+//  1. process: a no-op app (noop/, handlers in ../internal/noopapp) run by
 //     host.Run with host.ProcessLauncher at each -p, in subtasks per second
 //     of the whole Run, against the floor: -p workers spawning a minimal
 //     gRPC binary (../internal/floor, with -write-out), reading its readiness line, calling Compute and
@@ -49,8 +49,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gtask/gtask/bench/internal/noopapp"
 	"github.com/gtask/gtask/bench/internal/spawn"
-	"github.com/gtask/gtask/bench/runthroughput/internal/noopapp"
 	"github.com/gtask/gtask/host"
 )
 
@@ -228,7 +228,7 @@ func processFigure(cfg config, tmp, floorBin, noopBin string) error {
 	if _, err := floorCycles(appCmd, tmp, 20, 2); err != nil {
 		return err
 	}
-	if _, err := taskRun(launcher, tmp, 20, 2); err != nil {
+	if _, err := noopapp.RunTask(context.Background(), launcher, tmp, 20, 2); err != nil {
 		return err
 	}
 	type side struct {
@@ -260,17 +260,17 @@ func processFigure(cfg config, tmp, floorBin, noopBin string) error {
 		r := row{p: p}
 		gtaskSide := func() error {
 			self0, ch0 := cpuTimes()
-			st, err := taskRun(launcher, tmp, cfg.n, p)
+			st, err := noopapp.RunTask(context.Background(), launcher, tmp, cfg.n, p)
 			if err != nil {
 				return err
 			}
 			self1, ch1 := cpuTimes()
 			r.gtask.cpuSelf += self1 - self0
 			r.gtask.cpuChildren += ch1 - ch0
-			r.gtask.wall += st.wall
-			r.gtask.setup += st.setup
-			r.gtask.teardown += st.teardown
-			r.gtask.lat = append(r.gtask.lat, st.attempts...)
+			r.gtask.wall += st.Wall
+			r.gtask.setup += st.Setup
+			r.gtask.teardown += st.Teardown
+			r.gtask.lat = append(r.gtask.lat, st.Attempts...)
 			return nil
 		}
 		sides := []func() error{cycleSide(floorCmd, p, &r.floor), gtaskSide, cycleSide(appCmd, p, &r.app)}
@@ -324,58 +324,6 @@ func verdict(ok bool, target string) string {
 func us(d time.Duration) string { return fmt.Sprintf("%.0fus", float64(d)/float64(time.Microsecond)) }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
-
-// runStats is what one host.Run of the no-op app took.
-type runStats struct {
-	wall            time.Duration // the whole Run
-	setup, teardown time.Duration // Run's start to task_created; last verification to Run's return
-	attempts        []time.Duration
-}
-
-// taskRun runs one no-op task of n parts with launcher on p providers.
-func taskRun(launcher host.Launcher, tmp string, n, p int) (runStats, error) {
-	var st runStats
-	work, err := os.MkdirTemp(tmp, "run-")
-	if err != nil {
-		return st, err
-	}
-	defer os.RemoveAll(work)
-	var created, lastVerified time.Time
-	start := time.Now()
-	res, err := host.Run(context.Background(), host.RunConfig{
-		Launcher:  launcher,
-		TaskID:    "noop",
-		WorkDir:   work,
-		Params:    json.RawMessage(fmt.Sprintf(`{"parts": %d}`, n)),
-		Providers: p,
-		OnEvent: func(ev host.Event) {
-			switch ev.Kind {
-			case host.EventTaskCreated:
-				created = time.Now()
-			case host.EventSubtaskComputed:
-				st.attempts = append(st.attempts, ev.Took)
-			case host.EventSubtaskVerified:
-				lastVerified = time.Now()
-			}
-		},
-	})
-	end := time.Now()
-	if err != nil {
-		return st, err
-	}
-	// The run's Counts.Done may miss the last verdicts: Run returns once
-	// the app says the task finished, which it does in the last Verify.
-	// The app's own count is the output.
-	out, _ := os.ReadFile(filepath.Join(res.OutputsDir, "done.txt"))
-	if res.Outcome != host.Finished || string(out) != fmt.Sprintf("%d parts\n", n) || res.Counts.Failed != 0 {
-		return st, fmt.Errorf("no-op run: %s (%s): done.txt says %q of %d parts, %d failed attempts; events in %s",
-			res.Outcome, res.Reason, out, n, res.Counts.Failed, res.EventsPath)
-	}
-	st.wall = end.Sub(start)
-	st.setup = created.Sub(start)
-	st.teardown = end.Sub(lastVerified)
-	return st, nil
-}
 
 // floorCycles runs n floor cycles of the command cmd gives for a worker's
 // dir, p at a time, each worker in a dir of its own (the floor writes its
@@ -463,12 +411,12 @@ func inlineFigure(cfg config, tmp string) error {
 	launcher := host.InlineLauncher{Roles: noopapp.Roles()}
 	// The warm-up sizes the runs when -inline-n is 0: about 2 s each.
 	const warm = 300
-	st, err := taskRun(launcher, tmp, warm, 2)
+	st, err := noopapp.RunTask(context.Background(), launcher, tmp, warm, 2)
 	if err != nil {
 		return err
 	}
 	if cfg.inlineN == 0 {
-		cfg.inlineN = min(max(int(2*warm/st.wall.Seconds()), 300), 100_000)
+		cfg.inlineN = min(max(int(2*warm/st.Wall.Seconds()), 300), 100_000)
 	}
 	fmt.Printf("\ninline runtime: the no-op app's whole host.Run (%d subtasks x %d runs per row)\n", cfg.inlineN, cfg.inlineRound)
 	fmt.Printf("%-9s %9s %7s %11s %9s %10s %10s\n", "providers", "inline/s", "target", "attempt p50", "cpu", "setup", "teardown")
@@ -477,16 +425,16 @@ func inlineFigure(cfg config, tmp string) error {
 		var attempts []time.Duration
 		for range cfg.inlineRound {
 			self0, _ := cpuTimes()
-			st, err := taskRun(launcher, tmp, cfg.inlineN, p)
+			st, err := noopapp.RunTask(context.Background(), launcher, tmp, cfg.inlineN, p)
 			if err != nil {
 				return err
 			}
 			self1, _ := cpuTimes()
 			cpu += self1 - self0
-			wall += st.wall
-			setup += st.setup
-			teardown += st.teardown
-			attempts = append(attempts, st.attempts...)
+			wall += st.Wall
+			setup += st.Setup
+			teardown += st.Teardown
+			attempts = append(attempts, st.Attempts...)
 		}
 		rate := float64(cfg.inlineN*cfg.inlineRound) / wall.Seconds()
 		fmt.Printf("%-9d %9.1f %7s %11s %9s %10s %10s\n", p, rate,
