@@ -67,6 +67,9 @@ const (
 	// providerExitGrace is how long a provider that has answered may take
 	// to exit before it is killed.
 	providerExitGrace = 5 * time.Second
+	// timeoutStopGrace is how long a provider that ran out of
+	// SubtaskTimeout may take to stop once asked before it is killed.
+	timeoutStopGrace = 2 * time.Second
 	// deathWait is how long, after a call failed with Unavailable, the run
 	// waits to see the server's exit: a server killed mid-call is seen by
 	// the client before its exit is reaped.
@@ -900,6 +903,14 @@ func (r *run) compute(ctx context.Context, a *attempt) (res computeResult) {
 		}
 		stopped = true
 		switch {
+		case !answered && a.chaos == "" && actx.Err() != nil && ctx.Err() == nil:
+			// Out of time: asked to stop (SIGTERM; a container's graceful
+			// stop), then killed if it does not within timeoutStopGrace.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeoutStopGrace)
+			if inst.Stop(sctx) != nil {
+				inst.Kill()
+			}
+			cancel()
 		case !answered:
 			inst.Kill()
 		case announcedApp(inst):
