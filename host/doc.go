@@ -32,6 +32,23 @@
 // launchers run providers as they run the requestor, whatever the
 // environment; the docker launcher (package host/docker) honours it.
 //
+// Many runs at once may share a pool of provider slots: RunConfig.Gate is
+// called by each attempt, once its subtask is handed out and before its
+// provider starts (and before its SubtaskTimeout starts), and waits for a
+// slot; the slot is given back once the provider is gone. A SlotPool gives
+// each run a Gate keyed by its task, and serves the waiting attempts
+// round-robin between tasks, so that a task with many slots cannot starve
+// another:
+//
+//	pool := host.NewSlotPool(runtime.NumCPU())
+//	cfg.Gate = pool.Gate(cfg.TaskID) // for each run, keyed by its task
+//
+// A host that died mid-task (killed, the machine rebooted) goes on with it
+// by a Run with RunConfig.Resume over the same WorkDir and TaskID: the app
+// reopens the task from its work dir (CreateTask answers AlreadyExists),
+// the parts it accepted are not computed again, and events.jsonl goes on,
+// from task_resumed, with the Seq after its last whole line.
+//
 // Every step is an Event, written as one JSON line to the run's
 // events.jsonl and passed to RunConfig.OnEvent; each carries the run's
 // Progress (parts done of all, computing, verifying, failed, retried), and

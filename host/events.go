@@ -2,10 +2,13 @@ package host
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -20,8 +23,15 @@ type EventKind string
 // then compute_failed (followed by node_banned and subtask_aborted) or
 // subtask_computed, then one or more verify_error and subtask_verified.
 const (
-	// EventTaskStarted: Run began; Task names the task.
+	// EventTaskStarted: Run began; Task names the task, Reason says what
+	// the run is set up to do.
 	EventTaskStarted EventKind = "task_started"
+	// EventTaskResumed: a Run with RunConfig.Resume began, in place of
+	// task_started, as task_started does: it goes on with a task an earlier
+	// Run over the same work dir created and did not see to its end (its
+	// host died). Its events follow the earlier run's in events.jsonl, Seq
+	// going on from the last whole line there.
+	EventTaskResumed EventKind = "task_resumed"
 	// EventRequestorStarted: a requestor serves and is dialled (or, a
 	// DirectInstance, connected in process); Attempt is 1 for the first, 2
 	// after the first restart, and so on.
@@ -31,6 +41,8 @@ const (
 	EventRequestorDied EventKind = "requestor_died"
 	// EventTaskCreated: CreateTask answered: Env is the environment, Parts
 	// the total number of parts when the app publishes it (0 = unknown).
+	// In a resumed run whose task exists already, Reason says so, and Env
+	// is the one the task was created with.
 	EventTaskCreated EventKind = "task_created"
 	// EventSubtaskAssigned: NextSubtask handed out Subtask for Node on Slot;
 	// Part and Attempt say which part and which attempt at it, when known.
@@ -65,8 +77,8 @@ const (
 	// computable part), so its Slot goes on as NewNode.
 	EventNodeReplaced EventKind = "node_replaced"
 	// EventTaskFinished, EventTaskFailed and EventTaskAborted end every
-	// run that got as far as task_started: Reason says why, Summary what
-	// happened.
+	// run that got as far as task_started (or task_resumed): Reason says
+	// why, Summary what happened.
 	EventTaskFinished EventKind = "task_finished"
 	EventTaskFailed   EventKind = "task_failed"
 	EventTaskAborted  EventKind = "task_aborted"
@@ -105,7 +117,8 @@ const (
 // run's events.jsonl holds it (one JSON object per line). Fields that do
 // not apply to a Kind are left out of the JSON.
 type Event struct {
-	// Seq numbers the run's events from 1, without gaps.
+	// Seq numbers the run's events from 1, without gaps; a resumed run's
+	// go on from the earlier run's (see RunConfig.Resume).
 	Seq int64 `json:"seq"`
 	// Time is when the event happened, in UTC.
 	Time time.Time `json:"time"`
@@ -401,3 +414,65 @@ func (r *recorder) writeErr() error {
 }
 
 func intp(i int) *int { return &i }
+
+// openEventsToResume opens the events.jsonl at path for a resumed run to
+// append to, creating it if need be, and returns its last event, nil when
+// it has none. A last line without its newline, which the host did not
+// finish writing when it died, is cut off first; a last whole line that is
+// not an event is an error, since Seq could not go on from it.
+func openEventsToResume(path string) (*os.File, *Event, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, nil, err
+	}
+	end, line, err := lastLine(f)
+	if err == nil {
+		err = f.Truncate(end)
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("resuming %s: %w", path, err)
+	}
+	if line == nil {
+		return f, nil, nil
+	}
+	var ev Event
+	if err := json.Unmarshal(line, &ev); err != nil || ev.Seq <= 0 {
+		f.Close()
+		if err == nil {
+			err = errors.New("it has no seq")
+		}
+		return nil, nil, fmt.Errorf("resuming %s: its last line is no event: %w", path, err)
+	}
+	return f, &ev, nil
+}
+
+// lastLine finds, in f, the end of its last whole line (just after its
+// newline; 0 when there is none) and that line, without its newline (nil
+// when there is none). It reads f from its end, no more than it needs.
+func lastLine(f *os.File) (end int64, line []byte, err error) {
+	st, err := f.Stat()
+	if err != nil {
+		return 0, nil, err
+	}
+	size := st.Size()
+	for window := int64(64 << 10); ; window *= 2 {
+		start := max(size-window, 0)
+		buf := make([]byte, size-start)
+		if _, err := f.ReadAt(buf, start); err != nil && !errors.Is(err, io.EOF) {
+			return 0, nil, err
+		}
+		nl := bytes.LastIndexByte(buf, '\n')
+		if nl < 0 {
+			if start == 0 {
+				return 0, nil, nil
+			}
+			continue
+		}
+		prev := bytes.LastIndexByte(buf[:nl], '\n')
+		if prev < 0 && start > 0 {
+			continue // the line begins before the window
+		}
+		return start + int64(nl) + 1, buf[prev+1 : nl], nil
+	}
+}

@@ -53,6 +53,9 @@ const (
 	// appPlainTerm serves without catching SIGTERM, so SIGTERM kills it, as
 	// it does many reference-convention apps.
 	appPlainTerm = "plainterm"
+	// appCrashHost is not an app but a host: it runs a task with Run, its
+	// apps inline, until it is killed (see runner_resume_test.go).
+	appCrashHost = "crashhost"
 )
 
 // pidFile is where the test app writes its pids, in its work dir (its
@@ -96,6 +99,8 @@ func runTestApp(mode string) {
 		exitWith(appmain.Run(context.Background(), os.Args, roles, os.Stdout, os.Stderr))
 	case appPlainTerm:
 		exitWith(appmain.Run(context.Background(), os.Args, roles, os.Stdout, os.Stderr))
+	case appCrashHost:
+		runCrashHost()
 	default:
 		appmain.Main(roles)
 	}

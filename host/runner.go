@@ -96,13 +96,17 @@ type RunConfig struct {
 	//	                   removed once the attempt is over
 	//	logs/              requestor.log and provider-{S}.log: what each app wrote
 	//	events.jsonl       the run's events, one JSON object per line
+	//	created.json       CreateTask's answer (the providers' environment),
+	//	                   for a run that resumes the task (Resume)
+	//	input-{N}.tmp      input N while it is copied into task_inputs/
 	//
 	// Default: a new directory in os.TempDir(), kept after the run.
 	WorkDir string
 	// Params are the task's parameters (task_params_json). Default: none.
 	Params json.RawMessage
 	// Inputs are files copied into the task's task_inputs/, by base name,
-	// before CreateTask. Default: none.
+	// before CreateTask; each appears there whole or not at all (it is
+	// copied under another name, then renamed). Default: none.
 	Inputs []string
 	// MaxSubtasks is CreateTask's max_subtasks_count. Default 0: the app
 	// chooses.
@@ -142,9 +146,38 @@ type RunConfig struct {
 	// again over the same work dir (a gtask app's state survives a crash);
 	// negative means never. Default: DefaultRequestorRestarts (3).
 	RequestorRestarts int
+	// Gate, when set, is called by an attempt's worker before the
+	// provider is started (and its resources copied) and before the
+	// attempt's deadline (SubtaskTimeout) starts: it waits for a provider
+	// slot of a pool shared with other runs (see SlotPool) and returns a
+	// release func, called once the attempt is over (its provider gone).
+	// It returns an error only when ctx ends; the attempt then ends
+	// without counting as a failure. The subtask was handed out before
+	// the wait: a run holds at most Providers subtasks, computing or
+	// waiting at the gate. A Gate that fails with ctx still alive breaks
+	// its contract; the attempt then fails as a start failure (FailStart).
+	// An attempt waiting at the gate counts as computing in Progress; its
+	// Took starts once it has a slot. Default: none (Providers alone
+	// bounds the run).
+	Gate func(ctx context.Context) (release func(), err error)
 	// Chaos, when set, makes the host sabotage attempts on purpose (see
 	// Chaos). Default: none.
 	Chaos *Chaos
+	// Resume says an earlier Run over this WorkDir (same TaskID) created
+	// the task and its host died: inputs are not copied again (only those
+	// missing from task_inputs/, which the earlier run did not get to),
+	// CreateTask answering AlreadyExists means the task is there (the app
+	// reopens its state from the work dir; the providers' environment is
+	// read from created.json), and events.jsonl is appended to, Seq going
+	// on from its last whole line (a last line the host did not finish
+	// writing is dropped). The run's first event is task_resumed instead
+	// of task_started; Progress.Done and Counts.Done go on from the last
+	// event recorded (the parts accepted before), the other counts, the
+	// attempt numbers, Timeout and MaxAttempts are the resumed run's own.
+	// Parts accepted before are not computed again; what was in flight
+	// when the host died is up to the app (a gtask app hands it out again
+	// at once). Default: false.
+	Resume bool
 	// OnEvent, when set, receives every event, in Seq order and never
 	// concurrently, synchronously: the run waits for it, so it must be
 	// fast. Default: none (the events are still written to events.jsonl).
@@ -417,15 +450,35 @@ func newRun(cfg RunConfig) (*run, error) {
 	if err := r.prepare(); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(cfg.WorkDir, "events.jsonl"), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return nil, err
+	path := filepath.Join(cfg.WorkDir, eventsFile)
+	if !cfg.Resume {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		r.events = f
+		r.rec = newRecorder(cfg.TaskID, f, cfg.OnEvent)
+	} else {
+		f, last, err := openEventsToResume(path)
+		if err != nil {
+			return nil, err
+		}
+		r.events = f
+		r.rec = newRecorder(cfg.TaskID, f, cfg.OnEvent)
+		if last != nil {
+			r.rec.seq = last.Seq
+			r.rec.counts.Done = last.Progress.Done
+		}
 	}
-	r.events = f
-	r.rec = newRecorder(cfg.TaskID, f, cfg.OnEvent)
 	r.req = &requestorConn{r: r}
 	return r, nil
 }
+
+// The files of a run's work dir.
+const (
+	eventsFile  = "events.jsonl"
+	createdFile = "created.json"
+)
 
 // prepare makes the run's dirs and the task's, and copies the inputs, as
 // the contract wants them before CreateTask.
@@ -446,17 +499,79 @@ func (r *run) prepare() error {
 			return fmt.Errorf("inputs %s and %s have the same name; task_inputs/ holds files by name", prev, in)
 		}
 		names[name] = in
-		if err := copyFile(in, filepath.Join(r.taskDir, taskapi.TaskInputsDir(), name)); err != nil {
+		dst := filepath.Join(r.taskDir, taskapi.TaskInputsDir(), name)
+		if r.cfg.Resume {
+			if _, err := os.Lstat(dst); err == nil {
+				continue // copied by the earlier run
+			}
+		}
+		if err := copyInput(in, dst, r.cfg.WorkDir); err != nil {
 			return fmt.Errorf("input: %w", err)
 		}
 	}
 	return nil
 }
 
+// copyInput copies the input src to dst through a temporary file in
+// tmpDir, on dst's file system but out of the app's sight, so that dst is
+// there whole or not at all: a resumed run takes a dst that is there for
+// the earlier run's copy.
+func copyInput(src, dst, tmpDir string) error {
+	tmp := filepath.Join(tmpDir, "input-"+filepath.Base(dst)+".tmp")
+	if err := copyFile(src, tmp); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, dst)
+}
+
+// created is what the run keeps of CreateTask's answer in created.json, so
+// that a run resuming the task, whose CreateTask answers AlreadyExists,
+// knows the providers' environment.
+type created struct {
+	EnvID         string          `json:"env_id"`
+	Prerequisites json.RawMessage `json:"prerequisites,omitempty"`
+	MinMemoryMiB  float64         `json:"min_memory_mib,omitempty"`
+}
+
+// saveCreated writes task, CreateTask's answer, to created.json, whole or
+// not at all.
+func (r *run) saveCreated(task requestor.Task) error {
+	raw, err := json.Marshal(created{EnvID: task.EnvID, Prerequisites: task.Prerequisites, MinMemoryMiB: task.MinMemoryMiB})
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(r.cfg.WorkDir, createdFile)
+	if err := os.WriteFile(path+".tmp", raw, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(path+".tmp", path)
+}
+
+// loadCreated reads created.json; ok is false when there is none.
+func (r *run) loadCreated() (task requestor.Task, ok bool, err error) {
+	raw, err := os.ReadFile(filepath.Join(r.cfg.WorkDir, createdFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return task, false, nil
+	}
+	if err != nil {
+		return task, false, err
+	}
+	var c created
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return task, false, fmt.Errorf("%s: %w", createdFile, err)
+	}
+	return requestor.Task{EnvID: c.EnvID, Prerequisites: c.Prerequisites, MinMemoryMiB: c.MinMemoryMiB}, true, nil
+}
+
 // run drives the task and always stops what it started.
 func (r *run) run(ctx context.Context) (*Result, error) {
 	r.started = time.Now()
-	r.emit(Event{Kind: EventTaskStarted, Reason: r.describe()})
+	first := EventTaskStarted
+	if r.cfg.Resume {
+		first = EventTaskResumed
+	}
+	r.emit(Event{Kind: first, Reason: r.describe()})
 	r.wctx, r.wcancel = context.WithCancel(ctx)
 	for range r.cfg.Providers {
 		r.wg.Go(func() {
@@ -540,16 +655,17 @@ func (r *run) begin(ctx context.Context) (Outcome, string, error) {
 		return "", "", err
 	}
 	var task requestor.Task
-	retried := false
+	retried, exists := false, false
 	err := r.req.call(ctx, "CreateTask", func(c *RequestorClient) error {
 		cctx, cancel := context.WithTimeout(ctx, callTimeout)
 		defer cancel()
 		var err error
 		task, err = c.CreateTask(cctx, r.cfg.TaskID, r.cfg.MaxSubtasks, r.cfg.Params)
-		// A requestor that died after storing the task but before answering
-		// knows it after the restart: the one AlreadyExists that is success.
-		if retried && status.Code(err) == codes.AlreadyExists {
-			err = nil
+		// A resumed task is there already, and so is the task of a
+		// requestor that died after storing it but before answering: the
+		// AlreadyExists answers that are success.
+		if (retried || r.cfg.Resume) && status.Code(err) == codes.AlreadyExists {
+			err, exists = nil, true
 		}
 		retried = true
 		return err
@@ -565,6 +681,26 @@ func (r *run) begin(ctx context.Context) (Outcome, string, error) {
 		return Failed, fmt.Sprintf("CreateTask refused the task (%s): %s", code, msg), nil
 	}
 	r.created = true
+	createdNote := ""
+	switch {
+	case exists && r.cfg.Resume:
+		// The answer is the one the task was created with.
+		saved, ok, err := r.loadCreated()
+		if err != nil {
+			return "", "", err
+		}
+		if ok {
+			task = saved
+		} else if _, isEnv := r.cfg.Launcher.(EnvLauncher); isEnv {
+			// The host died between CreateTask's answer and its record.
+			return "", "", fmt.Errorf("the task exists, but %s, which says the providers' environment, does not: it cannot be resumed", createdFile)
+		}
+		createdNote = "the task exists already: resumed"
+	case !exists:
+		if err := r.saveCreated(task); err != nil {
+			return "", "", fmt.Errorf("recording CreateTask's answer: %w", err)
+		}
+	}
 	r.provLauncher = r.cfg.Launcher
 	if el, ok := r.cfg.Launcher.(EnvLauncher); ok {
 		env := Env{ID: task.EnvID, Prerequisites: task.Prerequisites, MinMemoryMiB: task.MinMemoryMiB}
@@ -587,7 +723,7 @@ func (r *run) begin(ctx context.Context) (Outcome, string, error) {
 		r.maxAttempts = max(AttemptsPerPart*parts, MinMaxAttempts)
 	}
 	r.rec.update(func(c *Counts) { c.Parts = parts })
-	r.emit(Event{Kind: EventTaskCreated, Env: task.EnvID, Parts: parts})
+	r.emit(Event{Kind: EventTaskCreated, Env: task.EnvID, Parts: parts, Reason: createdNote})
 	return "", "", nil
 }
 
@@ -858,6 +994,20 @@ func (r *run) subtaskEvent(kind EventKind, a *attempt) Event {
 // fields and touches only the file system, the launcher and the provider.
 func (r *run) compute(ctx context.Context, a *attempt) (res computeResult) {
 	res.a = a
+	if r.cfg.Gate != nil {
+		release, err := r.cfg.Gate(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				res.cancelled = true
+				return res
+			}
+			res.fail, res.reason = FailStart, fmt.Sprintf("waiting for a provider slot (Gate): %v", err)
+			return res
+		}
+		// Deferred first, so run last: once every other deferred step,
+		// the provider's stop included, is done.
+		defer release()
+	}
 	start := time.Now()
 	defer func() { res.took = time.Since(start) }()
 	actx, cancel := context.WithTimeout(ctx, r.cfg.SubtaskTimeout)
@@ -903,9 +1053,12 @@ func (r *run) compute(ctx context.Context, a *attempt) (res computeResult) {
 		}
 		stopped = true
 		switch {
-		case !answered && a.chaos == "" && actx.Err() != nil && ctx.Err() == nil:
+		case !answered && a.chaos == "" && ctx.Err() == nil && (actx.Err() != nil || res.fail == FailTimeout):
 			// Out of time: asked to stop (SIGTERM; a container's graceful
 			// stop), then killed if it does not within timeoutStopGrace.
+			// The server may see the deadline, and answer
+			// DeadlineExceeded, a moment before actx ends: the attempt's
+			// failure, set before this deferred call, says so then.
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeoutStopGrace)
 			if inst.Stop(sctx) != nil {
 				inst.Kill()

@@ -120,12 +120,3 @@ func TestHelp(t *testing.T) {
 	assert.Equal(t, ExitOK, code)
 	assert.Contains(t, stdout, "gtask run")
 }
-
-func TestExecutableApp(t *testing.T) {
-	dir := t.TempDir()
-	script := filepath.Join(dir, "app.sh")
-	require.NoError(t, os.WriteFile(script, []byte("#!/bin/sh\nexit 0\n"), 0o755))
-	a, err := resolveApp(t.Context(), script, t.TempDir(), nil)
-	require.NoError(t, err)
-	assert.Equal(t, app{Bin: script, Name: "app"}, a)
-}

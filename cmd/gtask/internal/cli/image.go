@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gtask/gtask/host/docker"
+	"github.com/gtask/gtask/internal/appbuild"
 )
 
 const imageBuildLong = `Build makes a Docker image that runs APP, from scratch, in the Docker Engine
@@ -155,8 +156,8 @@ func (a imageApp) build(ctx context.Context, c *client.Client, progress io.Write
 	bin := a.abs
 	if a.isDir {
 		fmt.Fprintf(progress, "building %s for linux/%s\n", a.arg, arch)
-		if bin, err = buildStaticPackage(ctx, a.abs, cacheDir(), arch); err != nil {
-			return docker.AppImage{}, imageError(ctx, err)
+		if bin, err = appbuild.BuildStatic(ctx, a.abs, appbuild.DefaultCacheDir(), arch); err != nil {
+			return docker.AppImage{}, imageError(ctx, buildError(ctx, err))
 		}
 	}
 	fmt.Fprintf(progress, "building image %s\n", a.ref)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gtask/gtask/host/docker"
 	"github.com/gtask/gtask/host/docker/dockertest"
+	"github.com/gtask/gtask/internal/appbuild"
 )
 
 // TestImageBuildBadInput checks that what is wrong with APP or -t exits 2
@@ -89,7 +90,7 @@ func TestImageBuildPackage(t *testing.T) {
 
 	// The image's binary is the static one, kept apart from the one
 	// `gtask run` builds.
-	entries, err := filepath.Glob(filepath.Join(cacheDir(), "average-*-linux-*", "average"))
+	entries, err := filepath.Glob(filepath.Join(appbuild.DefaultCacheDir(), "average-*-linux-*", "average"))
 	require.NoError(t, err)
 	require.NotEmpty(t, entries)
 	f, err := elf.Open(entries[0])

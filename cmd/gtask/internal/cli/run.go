@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/gtask/gtask/host"
+	"github.com/gtask/gtask/internal/appbuild"
 	"github.com/gtask/gtask/taskapi"
 )
 
@@ -199,7 +200,7 @@ func runTask(ctx context.Context, appArg string, f runFlags, stdout, stderr io.W
 		defer d.Close(context.Background())
 		cfg.Launcher, name = d.launcher, d.name
 	} else {
-		a, err := resolveApp(ctx, appArg, cacheDir(), announce)
+		a, err := resolveApp(ctx, appArg, appbuild.DefaultCacheDir(), announce)
 		if err != nil {
 			if ctx.Err() != nil {
 				return &exitError{ExitInterrupted, errors.New("interrupted while building APP")}
