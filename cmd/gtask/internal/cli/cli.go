@@ -99,5 +99,15 @@ Exit status:
 	root.AddCommand(newRunCommand(stdout, stderr))
 	root.AddCommand(newImageCommand(stdout, stderr))
 	root.AddCommand(newGCCommand(stdout, stderr))
+	root.AddCommand(newServeCommand(stdout, stderr))
+	root.AddCommand(newTokenCommand(stdout, stderr))
+	root.AddCommand(newSubmitCommand(stdout, stderr))
+	root.AddCommand(newLsCommand(stdout, stderr))
+	root.AddCommand(newGetCommand(stdout, stderr))
+	root.AddCommand(newWatchCommand(stdout, stderr))
+	root.AddCommand(newLogsCommand(stdout, stderr))
+	root.AddCommand(newKillCommand(stdout, stderr))
+	root.AddCommand(newResultsCommand(stdout, stderr))
+	root.AddCommand(newWaitCommand(stdout, stderr))
 	return root
 }

@@ -1,0 +1,55 @@
+package cli
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+// TestClientCommandsBadInput checks that the client commands refuse what
+// is wrong before they call the daemon: exit 2, saying what.
+func TestClientCommandsBadInput(t *testing.T) {
+	t.Setenv("GTASK_TOKEN", "")
+	t.Setenv("GTASK_HOST", "")
+	dir := t.TempDir()
+	host := []string{"--host", "127.0.0.1:1", "--token", "tok"}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no token", []string{"ls"}, "gtask token create"},
+		{"submit no APP", append([]string{"submit"}, host...), "submit takes APP"},
+		{"submit bad params", append([]string{"submit", "app", "--params", "{"}, host...), "not valid JSON"},
+		{"submit missing input", append([]string{"submit", "app", "--input", filepath.Join(dir, "nope")}, host...), "no such file"},
+		{"submit bad runtime", append([]string{"submit", "app", "--runtime", "vm"}, host...), `--runtime "vm"`},
+		{"submit negative", append([]string{"submit", "app", "--providers", "-1"}, host...), "--providers is -1"},
+		{"ls bad state", append([]string{"ls", "--state", "sleeping"}, host...), `--state "sleeping"`},
+		{"watch negative cursor", append([]string{"watch", "x", "--cursor", "-1"}, host...), "--cursor is -1"},
+		{"logs too many", append([]string{"logs", "a", "b", "c"}, host...), "logs takes ID"},
+		{"bad host", []string{"get", "x", "--host", "nohost", "--token", "t"}, "HOST:PORT"},
+		{"token no user", []string{"token", "create"}, "--user is required"},
+		{"serve negative slots", []string{"serve", "--slots", "-2"}, "--slots is -2"},
+		{"serve any", []string{"serve", "--listen", ":7878"}, "every interface"},
+		{"serve http any", []string{"serve", "--listen", "127.0.0.1:0", "--http", "10.1.2.3:80"}, "--http"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runMain(t, t.Context(), tt.args...)
+			assert.Equal(t, ExitBadInput, code)
+			assert.Empty(t, stdout)
+			assert.Contains(t, stderr, tt.want)
+		})
+	}
+}
+
+func TestParseState(t *testing.T) {
+	for _, s := range []string{"running", "RUNNING", "TASK_STATE_RUNNING", " Running "} {
+		st, err := parseState(s)
+		assert.NoError(t, err)
+		assert.Equal(t, "running", stateName(st))
+	}
+	_, err := parseState("unspecified")
+	assert.Error(t, err)
+}

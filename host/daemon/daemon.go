@@ -1,0 +1,312 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/client"
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/grpc"
+
+	hostv1 "github.com/gtask/gtask/gen/gtask/host/v1"
+	"github.com/gtask/gtask/host"
+	"github.com/gtask/gtask/internal/appbuild"
+)
+
+// Config configures a Daemon. DataDir is required; the zero value of every
+// other field works.
+type Config struct {
+	// DataDir holds everything the daemon keeps: gtask.db (its bbolt
+	// store), tasks/ID/ (each task's work dir, host.RunConfig.WorkDir),
+	// staged/ID/ (each task's inputs, copied at CreateTask) and uploads/.
+	// Required; created when missing.
+	DataDir string
+	// Slots is how many providers run at once, shared fairly by all the
+	// running tasks. Default: runtime.NumCPU().
+	Slots int
+	// HostAddr is the daemon's gRPC address, given to each task's
+	// requestor as GTASK_HOST so that it can submit child tasks. Default:
+	// none (a requestor then gets no GTASK_HOST).
+	HostAddr string
+	// CacheDir is where apps given as Go package directories are built.
+	// Default: appbuild.DefaultCacheDir().
+	CacheDir string
+	// Logger receives the daemon's log. Default: discard.
+	Logger *slog.Logger
+}
+
+// Environment variables a task's requestor gets (process runtime).
+const (
+	// EnvHost is the daemon's gRPC address.
+	EnvHost = "GTASK_HOST"
+	// EnvFamilyToken is a token acting for the task's owner within the
+	// task's tree: it creates child tasks.
+	EnvFamilyToken = "GTASK_FAMILY_TOKEN"
+)
+
+// The daemon's own event kinds (hostv1.Event.kind).
+const (
+	KindQueued  = "task_queued"
+	KindStarted = "task_started"
+	KindResumed = "task_resumed"
+	KindKilled  = "task_killed"
+	KindEnded   = "task_ended"
+)
+
+// Causes of a run's end that are not the task's doing.
+var (
+	errKilled   = errors.New("killed")
+	errStopping = errors.New("the daemon is stopping")
+)
+
+// Daemon runs tasks for the users of HostService and keeps everything it
+// knows of them in its data dir, so that a new Daemon over the same data
+// dir (after Close, or a crash) carries on where it stopped.
+type Daemon struct {
+	cfg        Config
+	log        *slog.Logger
+	db         *bolt.DB
+	w          *writer
+	bc         *broadcaster
+	pool       *host.SlotPool
+	adminToken string
+	builds     chan struct{} // one app build at a time
+
+	// runCtx is the parent of every run's context.
+	runCtx    context.Context
+	runCancel context.CancelFunc
+
+	// mu guards the task tree (creating a task under a parent, killing a
+	// tree) and the fields below.
+	mu      sync.Mutex
+	runs    map[string]*taskRun
+	dying   map[string]bool // tasks a KillTask is killing
+	started bool
+	closing bool
+	runsWG  sync.WaitGroup // every run's goroutine
+	rpcs    sync.WaitGroup // every RPC in flight
+	closed  chan struct{}  // closed when Close begins: streams end
+
+	dockerMu sync.Mutex
+	docker   *client.Client
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens the daemon's store in cfg.DataDir, creating it (and, the
+// first time, an admin token: see AdminToken) when missing. The tasks do
+// not run until Start.
+func Open(ctx context.Context, cfg Config) (*Daemon, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("daemon: Config.DataDir is required")
+	}
+	abs, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: data dir: %w", err)
+	}
+	cfg.DataDir = abs
+	if cfg.Slots <= 0 {
+		cfg.Slots = runtime.NumCPU()
+	}
+	if cfg.CacheDir == "" {
+		cfg.CacheDir = appbuild.DefaultCacheDir()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	for _, d := range []string{cfg.DataDir, filepath.Join(cfg.DataDir, "tasks"),
+		filepath.Join(cfg.DataDir, "staged"), filepath.Join(cfg.DataDir, "uploads")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("daemon: %w", err)
+		}
+	}
+	db, err := openDB(filepath.Join(cfg.DataDir, "gtask.db"))
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		db:     db,
+		bc:     newBroadcaster(),
+		pool:   host.NewSlotPool(cfg.Slots),
+		builds: make(chan struct{}, 1),
+		runs:   map[string]*taskRun{},
+		dying:  map[string]bool{},
+		closed: make(chan struct{}),
+	}
+	d.runCtx, d.runCancel = context.WithCancel(context.WithoutCancel(ctx))
+	d.w = newWriter(db, d.log, d.bc.notify)
+
+	var empty bool
+	err = db.View(func(tx *bolt.Tx) error {
+		empty = tx.Bucket(bTokens).Stats().KeyN == 0
+		return nil
+	})
+	if err == nil && empty {
+		d.adminToken, err = d.CreateToken("admin", true)
+	}
+	if err != nil {
+		d.w.stop()
+		db.Close()
+		d.runCancel()
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	return d, nil
+}
+
+// AdminToken is the admin token this Open created, on the data dir's
+// first open; "" otherwise. It is stored hashed only: show it once.
+func (d *Daemon) AdminToken() string { return d.adminToken }
+
+// Register registers the daemon's HostService on s.
+func (d *Daemon) Register(s grpc.ServiceRegistrar) {
+	hostv1.RegisterHostServiceServer(s, &service{d: d})
+}
+
+// CreateToken makes a token acting for user (an admin token when admin)
+// and stores its hash. It works while the daemon runs (the CreateToken
+// RPC uses it) and on a Daemon that was opened but not started, as
+// `gtask token create` does on a stopped daemon's data dir.
+func (d *Daemon) CreateToken(user string, admin bool) (string, error) {
+	if user == "" {
+		return "", errors.New("daemon: a token needs a user")
+	}
+	return d.newToken(tokenRec{User: user, Admin: admin})
+}
+
+func (d *Daemon) newToken(rec tokenRec) (string, error) {
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	tok := "gtk_" + hex.EncodeToString(b[:])
+	rec.Hash, rec.Created = hashToken(tok), time.Now().UTC()
+	err := d.w.update(func(tx *bolt.Tx) error {
+		return putJSON(tx.Bucket(bTokens), rec.Hash, &rec)
+	})
+	if err != nil {
+		return "", fmt.Errorf("daemon: storing a token: %w", err)
+	}
+	return tok, nil
+}
+
+// Start starts every task that was QUEUED or RUNNING when the daemon last
+// stopped (or crashed), resuming those that had started, and lets new
+// tasks start as they are created. Call it once the gRPC server listens
+// (Config.HostAddr is the address tasks call back). A second call does
+// nothing.
+func (d *Daemon) Start(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closing {
+		return errors.New("daemon: Start after Close")
+	}
+	if d.started {
+		return nil
+	}
+	var todo []*taskRec
+	err := d.db.View(func(tx *bolt.Tx) error {
+		// Oldest first: parents start before their children.
+		c := tx.Bucket(bOrder).Cursor()
+		for k, id := c.First(); k != nil; k, id = c.Next() {
+			t, err := getTask(tx, string(id))
+			if err != nil {
+				return err
+			}
+			if !ended(t.State) {
+				todo = append(todo, t)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("daemon: start: %w", err)
+	}
+	d.started = true
+	for _, t := range todo {
+		d.launch(t)
+	}
+	d.log.Info("daemon started", "resumed", len(todo), "slots", d.cfg.Slots)
+	return nil
+}
+
+// Close stops every run: its processes are gone when Close returns, and
+// its task stays as it was in the store (RUNNING), for the next Start to
+// resume. Streams (WatchTask, GetRunLogs with follow) end with
+// UNAVAILABLE, and new calls are refused so; Close waits for the calls in
+// flight until ctx ends, then closes the store. Close the daemon before
+// stopping the gRPC server gracefully: a watch would keep it waiting.
+// Safe to call twice; the second call waits for the first and returns its
+// error.
+func (d *Daemon) Close(ctx context.Context) error {
+	d.closeOnce.Do(func() { d.closeErr = d.close(ctx) })
+	return d.closeErr
+}
+
+func (d *Daemon) close(ctx context.Context) error {
+	d.mu.Lock()
+	d.closing = true
+	runs := make([]*taskRun, 0, len(d.runs))
+	for _, r := range d.runs {
+		runs = append(runs, r)
+	}
+	d.mu.Unlock()
+	close(d.closed)
+	for _, r := range runs {
+		r.stop(errStopping)
+	}
+	d.runsWG.Wait()
+	d.runCancel()
+
+	waited := make(chan struct{})
+	go func() { d.rpcs.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		d.log.Warn("closing with calls in flight", "err", context.Cause(ctx))
+	}
+	d.w.stop()
+	err := d.db.Close()
+	d.dockerMu.Lock()
+	if d.docker != nil {
+		err = errors.Join(err, d.docker.Close())
+		d.docker = nil
+	}
+	d.dockerMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("daemon: close: %w", err)
+	}
+	return nil
+}
+
+// enter admits an RPC, or refuses it when the daemon is closing; leave
+// must follow an admitted one.
+func (d *Daemon) enter() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closing {
+		return false
+	}
+	d.rpcs.Add(1)
+	return true
+}
+
+func (d *Daemon) leave() { d.rpcs.Done() }
+
+func (d *Daemon) taskDir(id string) string   { return filepath.Join(d.cfg.DataDir, "tasks", id) }
+func (d *Daemon) stagedDir(id string) string { return filepath.Join(d.cfg.DataDir, "staged", id) }
+func (d *Daemon) uploadPath(id string) string {
+	return filepath.Join(d.cfg.DataDir, "uploads", id)
+}

@@ -1,0 +1,326 @@
+package daemon
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	hostv1 "github.com/gtask/gtask/gen/gtask/host/v1"
+)
+
+// The buckets of gtask.db.
+//
+// Events are stored once, in events, under their cursor (8 bytes, big
+// endian, so that a bbolt cursor walks them in order); taskEvents indexes
+// them per task, so that a watch of one task reads only its events.
+var (
+	bTokens     = []byte("tokens")      // sha256(token) -> tokenRec (JSON)
+	bTasks      = []byte("tasks")       // task id -> taskRec (JSON)
+	bOrder      = []byte("order")       // creation number (8 bytes) -> task id
+	bEvents     = []byte("events")      // cursor (8 bytes) -> hostv1.Event (protobuf)
+	bTaskEvents = []byte("task_events") // task id, 0, cursor (8 bytes) -> nil
+	bUploads    = []byte("uploads")     // upload id -> uploadRec (JSON)
+
+	allBuckets = [][]byte{bTokens, bTasks, bOrder, bEvents, bTaskEvents, bUploads}
+)
+
+// errNotFound is what the store's getters return for a missing record.
+var errNotFound = errors.New("not found")
+
+// tokenRec is what the daemon keeps of a token: never the token itself.
+type tokenRec struct {
+	// Hash is the token's SHA-256, also the record's key: compared again
+	// in constant time once found.
+	Hash  []byte `json:"hash"`
+	User  string `json:"user"`
+	Admin bool   `json:"admin,omitempty"`
+	// Task is set for a family token: it acts within that task's tree.
+	Task    string    `json:"task,omitempty"`
+	Created time.Time `json:"created"`
+}
+
+// inputRec is one input of a task, staged in the daemon's data dir at
+// CreateTask.
+type inputRec struct {
+	Name   string `json:"name"`
+	Staged string `json:"staged"` // the staged copy, named Name
+	Source string `json:"source"` // "upload:ID" or the path it came from
+}
+
+// taskRec is what the daemon knows of a task.
+type taskRec struct {
+	ID             string           `json:"id"`
+	Seq            uint64           `json:"seq"` // its key in bOrder
+	App            string           `json:"app"`
+	Runtime        hostv1.Runtime   `json:"runtime"`
+	Owner          string           `json:"owner"`
+	Parent         string           `json:"parent,omitempty"`
+	Children       []string         `json:"children,omitempty"`
+	Params         string           `json:"params,omitempty"`
+	Inputs         []inputRec       `json:"inputs,omitempty"`
+	MaxSubtasks    int32            `json:"max_subtasks,omitempty"`
+	Providers      int32            `json:"providers,omitempty"`
+	MaxAttempts    int32            `json:"max_attempts,omitempty"`
+	Timeout        time.Duration    `json:"timeout,omitempty"`
+	SubtaskTimeout time.Duration    `json:"subtask_timeout,omitempty"`
+	State          hostv1.TaskState `json:"state"`
+	Reason         string           `json:"reason,omitempty"`
+	Created        time.Time        `json:"created"`
+	Started        time.Time        `json:"started,omitzero"`
+	Ended          time.Time        `json:"ended,omitzero"`
+	Progress       progressRec      `json:"progress"`
+	Outputs        []string         `json:"outputs,omitempty"`
+	Starts         int32            `json:"starts,omitempty"`
+}
+
+type progressRec struct {
+	Parts, Done, Computing, Verifying, Failed, Retried int32
+}
+
+func (p progressRec) proto() *hostv1.Progress {
+	return &hostv1.Progress{Parts: p.Parts, Done: p.Done, Computing: p.Computing,
+		Verifying: p.Verifying, Failed: p.Failed, Retried: p.Retried}
+}
+
+func progressOf(p *hostv1.Progress) progressRec {
+	if p == nil {
+		return progressRec{}
+	}
+	return progressRec{p.Parts, p.Done, p.Computing, p.Verifying, p.Failed, p.Retried}
+}
+
+// ended reports whether a task in state s has ended for good.
+func ended(s hostv1.TaskState) bool {
+	switch s {
+	case hostv1.TaskState_TASK_STATE_QUEUED, hostv1.TaskState_TASK_STATE_RUNNING:
+		return false
+	}
+	return true
+}
+
+// uploadRec is an uploaded file, usable by its user only.
+type uploadRec struct {
+	ID      string    `json:"id"`
+	User    string    `json:"user"`
+	Name    string    `json:"name"`
+	Size    int64     `json:"size"`
+	Created time.Time `json:"created"`
+}
+
+func openDB(path string) (*bolt.DB, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		// A second daemon (or `gtask token create`) on a data dir in use
+		// fails instead of waiting forever for the file's lock.
+		Timeout:        2 * time.Second,
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("daemon: opening %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("daemon: %s: %w", path, err)
+	}
+	return db, nil
+}
+
+func u64(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+
+func taskEventKey(task string, cursor uint64) []byte {
+	k := make([]byte, 0, len(task)+9)
+	k = append(append(k, task...), 0)
+	return binary.BigEndian.AppendUint64(k, cursor)
+}
+
+func getJSON[T any](b *bolt.Bucket, key []byte) (*T, error) {
+	raw := b.Get(key)
+	if raw == nil {
+		return nil, errNotFound
+	}
+	v := new(T)
+	if err := json.Unmarshal(raw, v); err != nil {
+		return nil, fmt.Errorf("record %q: %w", key, err)
+	}
+	return v, nil
+}
+
+func putJSON(b *bolt.Bucket, key []byte, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, raw)
+}
+
+func getTask(tx *bolt.Tx, id string) (*taskRec, error) {
+	return getJSON[taskRec](tx.Bucket(bTasks), []byte(id))
+}
+
+func putTask(tx *bolt.Tx, t *taskRec) error {
+	return putJSON(tx.Bucket(bTasks), []byte(t.ID), t)
+}
+
+// hashToken is the key a token is stored under.
+func hashToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// lookupToken finds token's record; errNotFound when it is unknown.
+func lookupToken(tx *bolt.Tx, token string) (*tokenRec, error) {
+	h := hashToken(token)
+	rec, err := getJSON[tokenRec](tx.Bucket(bTokens), h)
+	if err != nil {
+		return nil, err
+	}
+	if subtle.ConstantTimeCompare(rec.Hash, h) != 1 {
+		return nil, errNotFound
+	}
+	return rec, nil
+}
+
+// appendEvent stores ev under the next cursor, which it sets.
+func appendEvent(tx *bolt.Tx, ev *hostv1.Event) error {
+	b := tx.Bucket(bEvents)
+	c, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	ev.Cursor = int64(c)
+	raw, err := proto.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	if err := b.Put(u64(c), raw); err != nil {
+		return err
+	}
+	return tx.Bucket(bTaskEvents).Put(taskEventKey(ev.TaskId, c), nil)
+}
+
+// taskEvents calls fn for each event of task after cursor, in order,
+// until fn returns false.
+func taskEvents(tx *bolt.Tx, task string, after uint64, fn func(*hostv1.Event) bool) error {
+	prefix := append([]byte(task), 0)
+	evs := tx.Bucket(bEvents)
+	c := tx.Bucket(bTaskEvents).Cursor()
+	for k, _ := c.Seek(taskEventKey(task, after+1)); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if len(k) != len(prefix)+8 {
+			continue
+		}
+		ev, err := decodeEvent(evs.Get(k[len(prefix):]))
+		if err != nil {
+			return err
+		}
+		if !fn(ev) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// allEvents calls fn for each event after cursor, in order, until fn
+// returns false.
+func allEvents(tx *bolt.Tx, after uint64, fn func(*hostv1.Event) bool) error {
+	c := tx.Bucket(bEvents).Cursor()
+	for k, v := c.Seek(u64(after + 1)); k != nil; k, v = c.Next() {
+		ev, err := decodeEvent(v)
+		if err != nil {
+			return err
+		}
+		if !fn(ev) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func decodeEvent(raw []byte) (*hostv1.Event, error) {
+	if raw == nil {
+		return nil, errors.New("an indexed event is missing")
+	}
+	ev := new(hostv1.Event)
+	if err := proto.Unmarshal(raw, ev); err != nil {
+		return nil, fmt.Errorf("event: %w", err)
+	}
+	return ev, nil
+}
+
+// subtree returns id and every descendant of it, parents before children.
+func subtree(tx *bolt.Tx, id string) ([]*taskRec, error) {
+	root, err := getTask(tx, id)
+	if err != nil {
+		return nil, err
+	}
+	out := []*taskRec{root}
+	for i := 0; i < len(out); i++ {
+		for _, c := range out[i].Children {
+			t, err := getTask(tx, c)
+			if err != nil {
+				return nil, fmt.Errorf("child %s of %s: %w", c, out[i].ID, err)
+			}
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// inTree reports whether task id is root or one of its descendants, by
+// walking id's parents.
+func inTree(tx *bolt.Tx, root, id string) (bool, error) {
+	for seen := 0; id != ""; seen++ {
+		if id == root {
+			return true, nil
+		}
+		if seen > 1<<16 {
+			return false, errors.New("a task's parents make a loop")
+		}
+		t, err := getTask(tx, id)
+		if err != nil {
+			return false, err
+		}
+		id = t.Parent
+	}
+	return false, nil
+}
+
+// copyFile copies the regular file src to a new file dst, durably.
+func copyFile(src, dst string) (err error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		err = errors.Join(err, out.Close())
+		if err != nil {
+			os.Remove(dst)
+		}
+	}()
+	if _, err := io.Copy(out, in); err != nil {
+		return err
+	}
+	return out.Sync()
+}
