@@ -19,11 +19,13 @@
 // results are judged: SUCCESS is done; FAILURE sends the part to another
 // node; INCONCLUSIVE and AWAITING_DATA are verified again after a later
 // verification (the app makes a replica pending for INCONCLUSIVE). A node
-// whose attempt failed, in any way, gets no more of the task: its slot goes
-// on as a new node. Failed attempts are bounded (RunConfig.MaxAttempts);
-// too many, the task's Timeout, a task that cannot progress or the end of
-// ctx abort it (AbortTask), and whatever happens every provider and the
-// requestor are gone when Run returns.
+// whose attempt failed, in any way, gets no more of the task: it is banned
+// (node_banned), and its slot goes on as a new node unless it has done so
+// already (a result may be judged after its slot has moved on). Failed
+// attempts are bounded (RunConfig.MaxAttempts); too many, the task's
+// Timeout, a task that cannot progress or the end of ctx abort it
+// (AbortTask), and whatever happens every provider and the requestor are
+// gone when Run returns.
 //
 // CreateTask answers with the environment the providers need (docker_cpu
 // and its image, say). A Launcher that is an EnvLauncher is asked for the

@@ -21,7 +21,9 @@ type EventKind string
 // The steps of a run. For one subtask they come in this order:
 // subtask_assigned, then chaos_injected when chaos sabotaged the attempt,
 // then compute_failed (followed by node_banned and subtask_aborted) or
-// subtask_computed, then one or more verify_error and subtask_verified.
+// subtask_computed, then one or more verify_error and subtask_verified
+// (a FAILURE followed by node_banned). A node is banned once: a node
+// banned already is not banned again for another failed attempt.
 const (
 	// EventTaskStarted: Run began; Task names the task, Reason says what
 	// the run is set up to do.
@@ -70,7 +72,9 @@ const (
 	// that its part can be computed again.
 	EventSubtaskAborted EventKind = "subtask_aborted"
 	// EventNodeBanned: Node failed this task and gets none of it any more;
-	// its Slot goes on as NewNode.
+	// its Slot goes on as NewNode. When the slot had gone on as another
+	// node already (node_replaced, before the verdict that failed Node
+	// came), NewNode is empty: Node is banned all the same.
 	EventNodeBanned EventKind = "node_banned"
 	// EventNodeReplaced: the app had nothing for Node although subtasks
 	// were pending (with redundancy, a node may hold a replica of every

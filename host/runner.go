@@ -323,9 +323,10 @@ type run struct {
 	created      bool // CreateTask succeeded
 
 	slots       []slot
-	newNodes    int  // nodes made to replace others
-	drained     bool // HasPendingSubtasks last answered false: fill asks it first
-	seq         int  // subtasks handed out
+	newNodes    int             // nodes made to replace others
+	banned      map[string]bool // nodes banned from the task (see ban)
+	drained     bool            // HasPendingSubtasks last answered false: fill asks it first
+	seq         int             // subtasks handed out
 	parts       map[[32]byte]*partState
 	computing   int
 	queue       []verifyJob
@@ -434,6 +435,7 @@ func newRun(cfg RunConfig) (*run, error) {
 		parts:      map[[32]byte]*partState{},
 		inVerify:   map[string]*attempt{},
 		awaiting:   map[string]*attempt{},
+		banned:     map[string]bool{},
 		attempts:   make(chan *attempt, cfg.Providers),
 		verifyJobs: make(chan verifyJob, cfg.VerifyConcurrency),
 		computed:   make(chan computeResult, cfg.Providers),
@@ -1260,14 +1262,26 @@ func (r *run) countRetries(p *partState) {
 	}
 }
 
-// ban gives a's slot a new node when a's node failed the task, unless the
-// slot has moved on already.
+// ban bans a's node, which failed the task, unless it is banned already,
+// and gives a's slot a new node when the slot still holds it. The slot may
+// have moved on before the failure was known: a node's verdict comes after
+// its attempt, and meanwhile the app, which records the failure before it
+// answers Verify, may have had nothing more for the node (node_replaced).
+// The node is banned then all the same, with no new node for its slot.
+// A node id names one node for the whole run (new nodes get fresh ids), so
+// a banned node never gets a subtask of the task again.
 func (r *run) ban(a *attempt, reason string) {
-	if r.slots[a.slot].node != a.node {
+	if r.banned[a.node] {
 		return
 	}
+	r.banned[a.node] = true
 	r.rec.update(func(c *Counts) { c.Banned++ })
-	r.replaceNode(a.slot, EventNodeBanned, reason)
+	if r.slots[a.slot].node == a.node {
+		r.replaceNode(a.slot, EventNodeBanned, reason)
+		return
+	}
+	reason += fmt.Sprintf("; its slot went on as %s already", r.slots[a.slot].node)
+	r.emit(Event{Kind: EventNodeBanned, Slot: intp(a.slot), Node: a.node, Reason: reason})
 }
 
 func (r *run) replaceNode(i int, kind EventKind, reason string) {

@@ -354,9 +354,19 @@ func TestRunWrongOutputRejected(t *testing.T) {
 	}
 	require.NotEmpty(t, rejected.Subtask)
 	assert.Equal(t, `part 2: got "5\n", want "4\n"`, rejected.Reason)
+	// The rejected node is banned even when its slot went on as another
+	// node before the verdict came (the app, which records the failure
+	// before it answers, had nothing more for it: node_replaced).
 	banned := evs.ofKind(host.EventNodeBanned)
 	require.Len(t, banned, 1)
 	assert.Equal(t, rejected.Node, banned[0].Node)
+	if banned[0].NewNode == "" {
+		replaced := false
+		for _, ev := range evs.ofKind(host.EventNodeReplaced) {
+			replaced = replaced || (ev.Node == rejected.Node && ev.Seq < banned[0].Seq)
+		}
+		assert.True(t, replaced, "a banned node's slot keeps its node only when it went on as another before")
+	}
 	for _, ev := range evs.ofKind(host.EventSubtaskAssigned) {
 		if ev.Seq > banned[0].Seq {
 			assert.NotEqual(t, rejected.Node, ev.Node, "a banned node gets no more of the task")
@@ -402,24 +412,52 @@ func TestRunRedundancy(t *testing.T) {
 
 // TestRunAwaitingData: part 0's result can be judged only once part 1's is
 // accepted; it is verified again after the next verification.
+//
+// Part 1 is computed only once the run has recorded part 0's AWAITING_DATA:
+// otherwise the two Verify calls may run at once and answer in either
+// order (part 0 may even be judged after part 1 is accepted, and never
+// await data), which the runner does not order and the test must not
+// assume. So the run's verdicts come in one order: part 0 awaits data, part
+// 1 is accepted, and that verification makes part 0 verified again.
 func TestRunAwaitingData(t *testing.T) {
 	var accepted1 atomic.Bool
-	app := &sqApp{verify: func(ctx context.Context, r *sdk.Result[sqParams, sqPart], check func() (sdk.Verdict, error)) (sdk.Verdict, error) {
-		if r.Part == 0 && !accepted1.Load() {
-			return sdk.AwaitData("waiting for part 1"), nil
-		}
-		v, err := check()
-		if r.Part == 1 && err == nil && v.Result == requestor.Success {
-			accepted1.Store(true)
-		}
-		return v, err
-	}}
+	awaited := make(chan struct{}) // closed once part 0's AWAITING_DATA is recorded
+	app := &sqApp{
+		compute: func(ctx context.Context, s *sdk.Subtask[sqPart], honest func() (string, error)) (string, error) {
+			if s.Part == 1 {
+				select {
+				case <-awaited:
+				case <-ctx.Done():
+					return "", ctx.Err()
+				}
+			}
+			return honest()
+		},
+		verify: func(ctx context.Context, r *sdk.Result[sqParams, sqPart], check func() (sdk.Verdict, error)) (sdk.Verdict, error) {
+			if r.Part == 0 && !accepted1.Load() {
+				return sdk.AwaitData("waiting for part 1"), nil
+			}
+			v, err := check()
+			if r.Part == 1 && err == nil && v.Result == requestor.Success {
+				accepted1.Store(true)
+			}
+			return v, err
+		},
+	}
 	l := sqLauncher(app)
 	evs := &eventLog{}
 	cfg := config(t, l, evs, 2)
 	cfg.Providers = 1
+	var once sync.Once
+	cfg.OnEvent = func(ev host.Event) {
+		evs.add(ev)
+		if ev.Kind == host.EventSubtaskVerified && ev.Part != nil && *ev.Part == 0 && ev.Verdict == "AWAITING_DATA" {
+			once.Do(func() { close(awaited) })
+		}
+	}
 	res, err := runTask(t, l, cfg, evs)
 	require.NoError(t, err)
+	assert.Equal(t, host.Finished, res.Outcome)
 	assert.Equal(t, wantSquares(2, 0), readOutput(t, res))
 
 	var verdicts []string
@@ -427,6 +465,10 @@ func TestRunAwaitingData(t *testing.T) {
 		verdicts = append(verdicts, fmt.Sprintf("%d %s again=%v", *ev.Part, ev.Verdict, ev.Again))
 	}
 	assert.Equal(t, []string{"0 AWAITING_DATA again=false", "1 SUCCESS again=false", "0 SUCCESS again=true"}, verdicts)
+	assert.Equal(t, 2, res.Counts.Done)
+	assert.Equal(t, 2, res.Counts.Accepted)
+	assert.Equal(t, 1, res.Counts.AwaitingData)
+	assert.Zero(t, res.Counts.Failed)
 }
 
 func TestRunVerifyErrorRetried(t *testing.T) {
