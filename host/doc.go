@@ -19,7 +19,10 @@
 // results are judged: SUCCESS is done; FAILURE sends the part to another
 // node; INCONCLUSIVE and AWAITING_DATA are verified again after a later
 // verification (the app makes a replica pending for INCONCLUSIVE). A node
-// whose attempt failed, in any way, gets no more of the task: it is banned
+// whose attempt failed (it crashed, ran out of time, answered an error or a
+// bad output, or its result was rejected) gets no more of the task; an
+// attempt aborted because Verify itself kept failing is the checker's
+// fault, not the node's, and bans nobody. A failed node is banned
 // (node_banned), and its slot goes on as a new node unless it has done so
 // already (a result may be judged after its slot has moved on). Failed
 // attempts are bounded (RunConfig.MaxAttempts); too many, the task's
