@@ -237,6 +237,13 @@ func TestAverageByPathAndUpload(t *testing.T) {
 		rest, err := watch(ctx, c, &hostv1.WatchTaskRequest{TaskId: id, Cursor: all[mid].GetCursor()})
 		require.NoError(t, err)
 		require.Equal(t, cursorsOf(all[mid+1:]), cursorsOf(rest))
+		// From the last event, or past every event stored: none, and the
+		// watch ends.
+		for _, cursor := range []int64{all[len(all)-1].GetCursor(), 1 << 40} {
+			rest, err := watch(ctx, c, &hostv1.WatchTaskRequest{TaskId: id, Cursor: cursor})
+			require.NoError(t, err)
+			require.Empty(t, rest)
+		}
 
 		// The requestor's log, whole, from an offset, and followed.
 		log := runLog(ctx, t, c, &hostv1.GetRunLogsRequest{TaskId: id, Run: "requestor"})
@@ -422,6 +429,15 @@ func TestKillTree(t *testing.T) {
 		evs, err := watch(ctx, c, &hostv1.WatchTaskRequest{TaskId: root, Tree: true})
 		watchDone <- watched{evs, err}
 	}()
+	// And the root alone, from the start and from a cursor past every
+	// event there will be: both end with it.
+	rootDone := make(chan watched, 2)
+	for _, cursor := range []int64{0, 1 << 40} {
+		go func() {
+			evs, err := watch(ctx, c, &hostv1.WatchTaskRequest{TaskId: root, Cursor: cursor})
+			rootDone <- watched{evs, err}
+		}()
+	}
 
 	// Follow the root's requestor log while it dies.
 	logDone := make(chan error, 1)
@@ -464,6 +480,15 @@ func TestKillTree(t *testing.T) {
 		}
 	}
 	require.Equal(t, 3, killedEvents)
+	for range 2 {
+		w := <-rootDone
+		require.NoError(t, w.err)
+		if len(w.evs) > 0 {
+			requireIncreasing(t, w.evs)
+			require.Equal(t, "task_ended", w.evs[len(w.evs)-1].GetKind())
+			require.Equal(t, hostv1.TaskState_TASK_STATE_KILLED, w.evs[len(w.evs)-1].GetState())
+		}
+	}
 
 	// A second kill kills nothing; a child of a killed task is refused.
 	kresp, err = c.KillTask(ctx, &hostv1.KillTaskRequest{TaskId: root})

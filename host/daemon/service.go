@@ -428,6 +428,16 @@ func (s *service) WatchTask(req *hostv1.WatchTaskRequest, stream grpc.ServerStre
 	// pos is how far the events were read: past the cursor of the last
 	// event sent when a tree watch skipped other tasks' events.
 	pos := uint64(req.GetCursor())
+	// readState: a watch of one task reads the task's record (JSON) to
+	// know whether it has ended only when it may have. A task ends in the
+	// transaction that stores its task_ended, whose state is the end's, so
+	// until the watch has read an event with an ended state, the task has
+	// not ended in what it read; a watch of a busy task is woken by every
+	// commit, and decoding the record at each was half of its cost. The
+	// first read looks anyway (the cursor may be past the end), and so
+	// does every read while the cursor is beyond the last event stored,
+	// where the task's next events would land below it.
+	readState := true
 	for {
 		wake := d.bc.wait()
 		var evs []*hostv1.Event
@@ -435,17 +445,24 @@ func (s *service) WatchTask(req *hostv1.WatchTaskRequest, stream grpc.ServerStre
 		err := d.db.View(func(tx *bolt.Tx) error {
 			evs, done, more = nil, true, false
 			if !req.GetTree() {
+				err := taskEvents(tx, id, pos, func(ev *hostv1.Event) bool {
+					evs = append(evs, ev)
+					pos = uint64(ev.Cursor)
+					readState = readState || ended(ev.State)
+					more = len(evs) == watchBatch
+					return !more
+				})
+				if err != nil || !readState {
+					done = false
+					return err
+				}
 				t, err := getTask(tx, id)
 				if err != nil {
 					return err
 				}
 				done = ended(t.State)
-				return taskEvents(tx, id, pos, func(ev *hostv1.Event) bool {
-					evs = append(evs, ev)
-					pos = uint64(ev.Cursor)
-					more = len(evs) == watchBatch
-					return !more
-				})
+				readState = done || pos > tx.Bucket(bEvents).Sequence()
+				return nil
 			}
 			tree, err := subtree(tx, id)
 			if err != nil {
