@@ -54,11 +54,13 @@ const (
 	EnvFamilyToken = "GTASK_FAMILY_TOKEN"
 )
 
-// The daemon's own event kinds (hostv1.Event.kind).
+// The daemon's own event kinds (hostv1.Event.kind, with seq 0). A run's
+// start is run_started or run_resumed, apart from the run's own
+// task_started and task_resumed, which host.Run records.
 const (
 	KindQueued  = "task_queued"
-	KindStarted = "task_started"
-	KindResumed = "task_resumed"
+	KindStarted = "run_started"
+	KindResumed = "run_resumed"
 	KindKilled  = "task_killed"
 	KindEnded   = "task_ended"
 )

@@ -228,7 +228,7 @@ func TestAverageByPathAndUpload(t *testing.T) {
 		require.Greater(t, len(all), 6)
 		kinds := kindsOf(all)
 		require.Equal(t, "task_queued", kinds[0])
-		require.Equal(t, "task_started", kinds[1])
+		require.Equal(t, "run_started", kinds[1])
 		require.Equal(t, "task_ended", kinds[len(kinds)-1])
 		require.Contains(t, kinds, "task_finished")
 		require.Equal(t, hostv1.TaskState_TASK_STATE_FINISHED, all[len(all)-1].GetState())
@@ -615,10 +615,10 @@ func TestRestart(t *testing.T) {
 			own = append(own, ev.GetKind())
 		}
 	}
-	require.Equal(t, []string{"task_queued", "task_started", "task_resumed", "task_ended"}, own)
+	require.Equal(t, []string{"task_queued", "run_started", "run_resumed", "task_ended"}, own)
 	require.Equal(t, 6, count(kinds, "subtask_verified")-count(kinds, "compute_failed"), kinds)
 	// Each run's seq has no gap; the restart may make one.
-	resumed := slices.Index(kinds, "task_resumed")
+	resumed := slices.Index(kinds, "run_resumed")
 	for _, run := range [][]*hostv1.Event{evs[:resumed], evs[resumed:]} {
 		var last int64
 		for _, ev := range run {

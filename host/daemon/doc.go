@@ -36,7 +36,7 @@
 //			{Name: "org2.csv", Source: &hostv1.Input_UploadId{UploadId: up}}, // UploadInput's
 //		},
 //	})
-//	// WatchTask(task_id) streams task_queued, task_started, the run's
+//	// WatchTask(task_id) streams task_queued, run_started, the run's
 //	// events (task_created, subtask_assigned, ...), task_ended; then
 //	// GetResults streams task_outputs/result.json: {"average": 53.25}.
 //
@@ -56,7 +56,7 @@
 // A task record holds its app, runtime, owner, parent and children, params,
 // staged inputs, options, state, reason, times, last progress, outputs and
 // number of starts. Events (the runs' host.Events, converted, and the
-// daemon's own task_queued, task_started, task_resumed, task_killed,
+// daemon's own task_queued, run_started, run_resumed, task_killed,
 // task_ended) are appended under a cursor that increases across all tasks.
 //
 // One goroutine writes the store. Every state change and event is
@@ -87,8 +87,8 @@
 // stages the inputs, stores the task QUEUED (task_queued) and starts its
 // run: a goroutine of the daemon that resolves the app (a Go package
 // directory is built into Config.CacheDir, one build at a time; a bad app
-// ends the task FAILED), stores it RUNNING (task_started, or
-// task_resumed after a restart) and calls host.Run with WorkDir
+// ends the task FAILED), stores it RUNNING (run_started, or
+// run_resumed after a restart) and calls host.Run with WorkDir
 // tasks/ID/, TaskID ID, the staged inputs, Providers the request's (at
 // most, and by default, Config.Slots) and a Gate of the daemon's
 // SlotPool, which shares Config.Slots provider slots fairly between the
@@ -142,7 +142,7 @@
 // the run says while it stops is not stored. The task stays RUNNING in the
 // store. Start, on the next Open, runs every QUEUED or RUNNING task again
 // with host.RunConfig.Resume (same WorkDir, same TaskID; starts+1,
-// task_resumed): a gtask app's requestor reopens its state, so parts it
+// run_resumed): a gtask app's requestor reopens its state, so parts it
 // had verified are not computed again; subtasks in flight are. A kill -9
 // of the daemon leaves the same state behind (its children die with it:
 // host.ProcessLauncher sets the parent death signal), except that events

@@ -1139,8 +1139,9 @@ type Event struct {
 	Time *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
 	// The run's kinds (task_created, subtask_assigned, subtask_computed,
 	// compute_failed, subtask_verified, task_finished, ...; see the host
-	// package's EventKind) and the daemon's: task_queued, task_started,
-	// task_resumed, task_killed, task_ended.
+	// package's EventKind) and the daemon's own, with seq 0: task_queued,
+	// run_started, run_resumed (a run after a restart of the daemon),
+	// task_killed, task_ended.
 	Kind      string `protobuf:"bytes,5,opt,name=kind,proto3" json:"kind,omitempty"`
 	SubtaskId string `protobuf:"bytes,6,opt,name=subtask_id,json=subtaskId,proto3" json:"subtask_id,omitempty"`
 	// The part's index; -1 when unknown or not about a part.
