@@ -189,19 +189,30 @@ func (d *Daemon) CreateToken(user string, admin bool) (string, error) {
 }
 
 func (d *Daemon) newToken(rec tokenRec) (string, error) {
-	var b [24]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	tok, rec, err := makeToken(rec)
+	if err != nil {
 		return "", err
 	}
-	tok := "gtk_" + hex.EncodeToString(b[:])
-	rec.Hash, rec.Created = hashToken(tok), time.Now().UTC()
-	err := d.w.update(func(tx *bolt.Tx) error {
-		return putJSON(tx.Bucket(bTokens), rec.Hash, &rec)
-	})
-	if err != nil {
+	if err := d.w.update(func(tx *bolt.Tx) error { return putToken(tx, &rec) }); err != nil {
 		return "", fmt.Errorf("daemon: storing a token: %w", err)
 	}
 	return tok, nil
+}
+
+// makeToken makes a new token and its record, rec with its hash; the
+// token acts once putToken has stored the record.
+func makeToken(rec tokenRec) (string, tokenRec, error) {
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", rec, err
+	}
+	tok := "gtk_" + hex.EncodeToString(b[:])
+	rec.Hash, rec.Created = hashToken(tok), time.Now().UTC()
+	return tok, rec, nil
+}
+
+func putToken(tx *bolt.Tx, rec *tokenRec) error {
+	return putJSON(tx.Bucket(bTokens), rec.Hash, rec)
 }
 
 // Start starts every task that was QUEUED or RUNNING when the daemon last

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -30,6 +31,9 @@ import (
 var cacheDir string
 
 func TestMain(m *testing.M) {
+	if dataDir := os.Getenv(childDaemonEnv); dataDir != "" {
+		runChildDaemon(dataDir, os.Getenv(childCacheEnv)) // never returns
+	}
 	dir, err := os.MkdirTemp("", "gtask-daemon-test-cache-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -74,12 +78,15 @@ type server struct {
 
 // serve opens a daemon over dataDir, serves it on 127.0.0.1:0 and
 // starts it.
-func serve(t *testing.T, dataDir string) *server {
+func serve(t *testing.T, dataDir string) *server { return serveLogged(t, dataDir, nil) }
+
+// serveLogged is serve with the daemon's log going to logger.
+func serveLogged(t *testing.T, dataDir string, logger *slog.Logger) *server {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	d, err := daemon.Open(t.Context(), daemon.Config{
-		DataDir: dataDir, Slots: 4, HostAddr: lis.Addr().String(), CacheDir: cacheDir,
+		DataDir: dataDir, Slots: 4, HostAddr: lis.Addr().String(), CacheDir: cacheDir, Logger: logger,
 	})
 	require.NoError(t, err)
 	s := &server{t: t, dataDir: dataDir, d: d, srv: grpc.NewServer(), admin: d.AdminToken()}
@@ -617,7 +624,15 @@ func TestRestart(t *testing.T) {
 	}
 	require.Equal(t, []string{"task_queued", "run_started", "run_resumed", "task_ended"}, own)
 	require.Equal(t, 6, count(kinds, "subtask_verified")-count(kinds, "compute_failed"), kinds)
-	// Each run's seq has no gap; the restart may make one.
+	// Each run's seq has no gap; the restart may make one (what the
+	// stopped run said is not stored), but seq never repeats.
+	var seq int64
+	for _, ev := range evs {
+		if ev.GetSeq() != 0 {
+			require.Greater(t, ev.GetSeq(), seq, "%s", ev.GetKind())
+			seq = ev.GetSeq()
+		}
+	}
 	resumed := slices.Index(kinds, "run_resumed")
 	for _, run := range [][]*hostv1.Event{evs[:resumed], evs[resumed:]} {
 		var last int64

@@ -88,7 +88,8 @@
 // run: a goroutine of the daemon that resolves the app (a Go package
 // directory is built into Config.CacheDir, one build at a time; a bad app
 // ends the task FAILED), stores it RUNNING (run_started, or
-// run_resumed after a restart) and calls host.Run with WorkDir
+// run_resumed after a restart; in the same commit as the family token of
+// a RUNTIME_PROCESS requestor) and calls host.Run with WorkDir
 // tasks/ID/, TaskID ID, the staged inputs, Providers the request's (at
 // most, and by default, Config.Slots) and a Gate of the daemon's
 // SlotPool, which shares Config.Slots provider slots fairly between the
@@ -139,14 +140,26 @@
 // Close refuses new calls (UNAVAILABLE), ends the streams, and stops every
 // run: it kills the run's requestor first and lets no app start again,
 // then cancels the run, so the requestor's own store is not aborted; what
-// the run says while it stops is not stored. The task stays RUNNING in the
+// the run says while it stops is not stored (it is in events.jsonl: the
+// task's seq jumps over it at the restart). The task stays RUNNING in the
 // store. Start, on the next Open, runs every QUEUED or RUNNING task again
 // with host.RunConfig.Resume (same WorkDir, same TaskID; starts+1,
 // run_resumed): a gtask app's requestor reopens its state, so parts it
-// had verified are not computed again; subtasks in flight are. A kill -9
-// of the daemon leaves the same state behind (its children die with it:
-// host.ProcessLauncher sets the parent death signal), except that events
-// the daemon had not committed yet are lost: each run's seq may then jump
-// at the restart. A kill in progress when the daemon stops is not
-// finished by the next start: its tasks are resumed.
+// had verified are not computed again; subtasks in flight are. A kill in
+// progress when the daemon stops is not finished by the next start: its
+// tasks are resumed.
+//
+// A kill -9 of the daemon leaves the same state behind (its children die
+// with it: host.ProcessLauncher sets the parent death signal), but for
+// the events it had not committed yet. Those the run had written to its
+// events.jsonl are recovered: before the resumed run starts, the daemon
+// stores (before run_resumed, in seq order) every whole line of the file
+// above the last seq it holds. Those the run had not written yet are lost
+// with the process, as its work is: the resumed run, whose seq goes on
+// from the file's last whole line, does that work again and records it.
+// An event the daemon had committed but the run had not written (the
+// file is buffered between the run's waits) is one of those: it is
+// deleted from the store, since the resumed run hands out its seq again.
+// So a task's run events, from the store, are its events.jsonl, seq 1, 2,
+// ... without a gap or a repeat, but for what a stopped run said.
 package daemon

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,10 @@ type taskRun struct {
 	// quiet: the daemon is stopping this run; what the run says from now
 	// on (its abort) is not the task's story and is not stored.
 	quiet atomic.Bool
+
+	// lastSeq is the seq of the last event the run handed over, stored
+	// or not.
+	lastSeq atomic.Int64
 
 	mu         sync.Mutex
 	refuse     bool            // start no more apps
@@ -126,7 +131,7 @@ func (d *Daemon) launch(t *taskRec) {
 // run runs task t to its end, or until its context ends.
 func (d *Daemon) run(ctx context.Context, r *taskRun, t *taskRec) {
 	log := d.log.With("task", t.ID)
-	l, cleanup, err := d.launcher(ctx, r, t)
+	l, cleanup, family, err := d.launcher(ctx, r, t)
 	if err != nil {
 		if context.Cause(ctx) != nil {
 			return // killed or stopped before it started
@@ -137,9 +142,21 @@ func (d *Daemon) run(ctx context.Context, r *taskRun, t *taskRec) {
 	}
 	defer cleanup()
 
-	// RUNNING, and one more start, before the run: a crash from here on
-	// resumes it.
+	// A resume first recovers what events.jsonl has and the store lost
+	// (see reconcile).
+	var rec *recovered
+	if t.Starts > 0 {
+		rec, err = d.readBacklog(t.ID)
+		if err != nil {
+			// The run's resume reads the same file: it says what is wrong.
+			log.Warn("cannot recover the events of the last run", "err", err)
+		}
+	}
+
+	// RUNNING, and one more start, before the run, with the requestor's
+	// family token: a crash from here on resumes it.
 	var resume bool
+	var dropped, added int
 	err = d.w.update(func(tx *bolt.Tx) error {
 		cur, err := getTask(tx, t.ID)
 		if err != nil {
@@ -149,6 +166,16 @@ func (d *Daemon) run(ctx context.Context, r *taskRun, t *taskRec) {
 			return fmt.Errorf("task %s has ended (%s)", t.ID, cur.State)
 		}
 		resume = cur.Starts > 0
+		if resume && rec != nil {
+			if dropped, added, err = reconcile(tx, cur, rec); err != nil {
+				return err
+			}
+		}
+		if family != nil {
+			if err := putToken(tx, family); err != nil {
+				return err
+			}
+		}
 		cur.Starts++
 		cur.State = hostv1.TaskState_TASK_STATE_RUNNING
 		now := time.Now().UTC()
@@ -167,6 +194,10 @@ func (d *Daemon) run(ctx context.Context, r *taskRun, t *taskRec) {
 	if err != nil {
 		log.Error("task cannot start", "err", err)
 		return
+	}
+	if rec != nil && (dropped > 0 || added > 0 || rec.bad > 0) {
+		log.Info("events of the last run reconciled with events.jsonl",
+			"recovered", added, "dropped", dropped, "bad_lines", rec.bad)
 	}
 	log.Info("task running", "resume", resume)
 
@@ -196,6 +227,7 @@ func (d *Daemon) run(ctx context.Context, r *taskRun, t *taskRec) {
 		Gate:           d.pool.Gate(t.ID),
 		Resume:         resume,
 		OnEvent: func(ev host.Event) {
+			r.lastSeq.Store(ev.Seq)
 			if r.quiet.Load() {
 				return
 			}
@@ -210,6 +242,7 @@ func (d *Daemon) run(ctx context.Context, r *taskRun, t *taskRec) {
 	switch {
 	case errors.Is(cause, errStopping):
 		log.Info("task stopped with the daemon; the next start resumes it")
+		d.skipped(t.ID, r.lastSeq.Load())
 		return
 	case runErr != nil && errors.Is(cause, errKilled):
 		return // the kill stores the end
@@ -252,6 +285,48 @@ func (d *Daemon) end(r *taskRun, id string, state hostv1.TaskState, reason strin
 	}
 }
 
+// readBacklog reads task id's events.jsonl: the events above those the
+// store holds or skipped, and the file's last.
+func (d *Daemon) readBacklog(id string) (*recovered, error) {
+	var after int64
+	err := d.db.View(func(tx *bolt.Tx) error {
+		t, err := getTask(tx, id)
+		if err != nil {
+			return err
+		}
+		stored, err := lastRunSeq(tx, id)
+		after = max(stored, t.Skipped)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return readEvents(filepath.Join(d.taskDir(id), eventsFile), after)
+}
+
+// eventsFile is a run's events.jsonl, in its WorkDir (see host.RunConfig).
+const eventsFile = "events.jsonl"
+
+// skipped notes that task id's events up to seq, which the run said while
+// the daemon stopped it, are not stored on purpose: the next start does
+// not recover them.
+func (d *Daemon) skipped(id string, seq int64) {
+	if seq <= 0 {
+		return
+	}
+	err := d.w.update(func(tx *bolt.Tx) error {
+		cur, err := getTask(tx, id)
+		if err != nil || ended(cur.State) || cur.Skipped >= seq {
+			return err
+		}
+		cur.Skipped = seq
+		return putTask(tx, cur)
+	})
+	if err != nil {
+		d.log.Warn("storing a stopped run's last seq", "task", id, "err", err)
+	}
+}
+
 // endTask sets t's final state and appends task_ended.
 func endTask(tx *bolt.Tx, t *taskRec, state hostv1.TaskState, reason string, outputs []string, now time.Time) error {
 	t.State, t.Reason, t.Ended, t.Outputs = state, reason, now, outputs
@@ -264,17 +339,18 @@ func endTask(tx *bolt.Tx, t *taskRec, state hostv1.TaskState, reason string, out
 
 // launcher makes t's launcher: its app resolved (built when it is a Go
 // package directory) for the process runtime, a docker launcher for the
-// docker runtime. cleanup releases it after the run.
-func (d *Daemon) launcher(ctx context.Context, r *taskRun, t *taskRec) (host.Launcher, func(), error) {
+// docker runtime. cleanup releases it after the run. family, when not
+// nil, is the requestor's family token, to store before the run starts.
+func (d *Daemon) launcher(ctx context.Context, r *taskRun, t *taskRec) (host.Launcher, func(), *tokenRec, error) {
 	switch t.Runtime {
 	case hostv1.Runtime_RUNTIME_DOCKER:
 		c, err := d.dockerClient(ctx)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		dl, err := docker.New(ctx, docker.Config{Client: c, Image: t.App})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		cleanup := func() {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -285,15 +361,15 @@ func (d *Daemon) launcher(ctx context.Context, r *taskRun, t *taskRec) (host.Lau
 		}
 		// The docker launcher sets no environment per role: a docker
 		// requestor gets no family token.
-		return envLauncher{launcher: &launcher{r: r, requestor: dl, provider: dl}, env: dl}, cleanup, nil
+		return envLauncher{launcher: &launcher{r: r, requestor: dl, provider: dl}, env: dl}, cleanup, nil, nil
 	default:
 		app, err := d.resolve(ctx, t.App)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		tok, err := d.newToken(tokenRec{User: t.Owner, Task: t.ID})
+		tok, rec, err := makeToken(tokenRec{User: t.Owner, Task: t.ID})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		var env []string
 		if d.cfg.HostAddr != "" {
@@ -304,7 +380,7 @@ func (d *Daemon) launcher(ctx context.Context, r *taskRun, t *taskRec) (host.Lau
 			r:         r,
 			requestor: host.ProcessLauncher{Bin: app.Bin, GtaskApp: true, Env: env},
 			provider:  host.ProcessLauncher{Bin: app.Bin, GtaskApp: true},
-		}, func() {}, nil
+		}, func() {}, &rec, nil
 	}
 }
 

@@ -81,6 +81,10 @@ type taskRec struct {
 	Progress       progressRec      `json:"progress"`
 	Outputs        []string         `json:"outputs,omitempty"`
 	Starts         int32            `json:"starts,omitempty"`
+	// Skipped is the seq of the last event a run said while the daemon
+	// stopped it (Close): those events are in the task's events.jsonl but
+	// not in the store, on purpose, and a resume does not recover them.
+	Skipped int64 `json:"skipped,omitempty"`
 }
 
 type progressRec struct {
@@ -144,6 +148,8 @@ func openDB(path string) (*bolt.DB, error) {
 }
 
 func u64(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+
+func u64From(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
 
 func taskEventKey(task string, cursor uint64) []byte {
 	k := make([]byte, 0, len(task)+9)
