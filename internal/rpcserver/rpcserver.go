@@ -1,5 +1,6 @@
 // Package rpcserver is the machinery the requestor and provider servers
-// share: a grpc.Server with the standard health and reflection services, a
+// share: a grpc.Server with the standard health service and server
+// reflection (gtask's own, see reflect.go: grpcurl works against any app), a
 // panic guard, the mapping of Go errors to status codes, a lifecycle
 // (Serve, Stop) that is graceful first, forced after a grace period, and safe
 // to stop twice or from inside a handler, and an in-process connection
@@ -23,7 +24,6 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
 	"github.com/gtask/gtask/taskapi"
@@ -193,7 +193,7 @@ func (s *Server) grpcServer() *grpc.Server {
 		for _, sv := range s.services {
 			g.RegisterService(sv.desc, sv.impl)
 		}
-		reflection.Register(g) // streams only: nothing for Conn
+		registerReflection(g) // streams only: nothing for Conn
 		s.grpc = g
 	}
 	return s.grpc
