@@ -223,6 +223,32 @@ func TestProviderShutdownDuringCompute(t *testing.T) {
 	assert.Len(t, c.lines, 1)
 }
 
+// TestProviderEndsOnSignal: a provider (not process 1) catches no signal:
+// SIGTERM or SIGINT end it at once, mid-Compute, by the default
+// disposition.
+func TestProviderEndsOnSignal(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			c := startChild(t, "app", "", "--work-dir", t.TempDir(), "provider", "0")
+			_, addr := c.ready(t)
+			client := pb.NewProviderAppClient(dial(t, addr))
+			computed := make(chan error, 1)
+			go func() {
+				_, err := client.Compute(callCtx(t), &pb.ComputeRequest{TaskId: "t1", SubtaskId: "s1", SubtaskParamsJson: `{"mode":"block"}`})
+				computed <- err
+			}()
+			c.waitStderr(t, "msg=computing")
+			require.NoError(t, c.cmd.Process.Signal(sig))
+			assert.Equal(t, -1, c.wait(t, 10*time.Second), "ended by the signal, not an exit")
+			ws, ok := c.cmd.ProcessState.Sys().(syscall.WaitStatus)
+			require.True(t, ok)
+			assert.True(t, ws.Signaled())
+			assert.Equal(t, sig, ws.Signal())
+			assert.Equal(t, codes.Unavailable, status.Code(<-computed))
+		})
+	}
+}
+
 func TestRequestorStopsOnSignal(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
