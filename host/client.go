@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -208,7 +210,7 @@ func dial(ctx context.Context, role, addr string, opts []DialOption) (*grpc.Clie
 			MinConnectTimeout: minConnectTimeout,
 		}),
 	}, o.grpcOpts...)
-	conn, err := grpc.NewClient(addr, gopts...)
+	conn, err := grpc.NewClient(target(addr), gopts...)
 	if err != nil {
 		return nil, fmt.Errorf("host: dial %s: %w", what, err)
 	}
@@ -226,6 +228,19 @@ func dial(ctx context.Context, role, addr string, opts []DialOption) (*grpc.Clie
 			what, time.Since(start).Round(time.Millisecond), err)
 	}
 	return conn, nil
+}
+
+// target is the grpc target of addr: an IP address and port go to the
+// passthrough resolver, which hands them to the connection as they are,
+// sparing every dial (one per provider) the DNS resolver's goroutine and
+// its work; anything else (a host name) is resolved as grpc does.
+func target(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		if _, err := netip.ParseAddr(host); err == nil {
+			return "passthrough:///" + addr
+		}
+	}
+	return addr
 }
 
 // waitServing polls conn's health until it answers SERVING or ctx is done.
