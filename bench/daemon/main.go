@@ -41,11 +41,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gtask/gtask/bench/internal/benchrun"
 
 	"github.com/gtask/gtask/client"
 	"github.com/gtask/gtask/host/daemon"
@@ -83,14 +83,14 @@ func main() {
 	watchers := flag.Int("watchers", 100, "watch: concurrent WatchTask streams on the task")
 	conns := flag.Int("conns", 1, "watch: client connections the watchers share (round-robin)")
 	only := flag.String("only", "submit,watch", "comma-separated figures to measure")
-	dir := flag.String("dir", defaultDir(), "where the binary, the daemon's data dir and the floor's work dirs go (default: /dev/shm, a tmpfs, when writable, else os.TempDir(); see README.md)")
+	dir := flag.String("dir", benchrun.TmpfsDir("gtask-daemon-bench"), "where the binary, the daemon's data dir and the floor's work dirs go (default: /dev/shm, a tmpfs, when writable, else os.TempDir(); see README.md)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of this process (daemon, clients and floor) to `file`")
 	flag.Parse()
 
 	cfg := config{dir: *dir, k: *k, parts: *parts, rounds: *rounds, slots: *slots,
 		watchParts: *watchParts, watchers: *watchers, conns: *conns, only: map[string]bool{}}
 	var err error
-	if cfg.levels, err = parseLevels(*c); err != nil {
+	if cfg.levels, err = benchrun.Levels("c", *c); err != nil {
 		fail(err)
 	}
 	for _, f := range strings.Split(*only, ",") {
@@ -104,55 +104,20 @@ func main() {
 	if cfg.k < 1 || cfg.parts < 1 || cfg.rounds < 1 || cfg.slots < 1 || cfg.watchParts < 1 || cfg.watchers < 1 || cfg.conns < 1 {
 		fail(errors.New("-k, -parts, -rounds, -slots, -watch-parts, -watchers and -conns must be at least 1"))
 	}
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			fail(err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fail(err)
-		}
-		defer f.Close()
-		defer pprof.StopCPUProfile()
-	}
-	if err := run(cfg); err != nil {
-		pprof.StopCPUProfile()
+	stopProfile, err := benchrun.StartProfile(*cpuprofile)
+	if err != nil {
 		fail(err)
 	}
-}
-
-// defaultDir is where everything goes by default: /dev/shm, a tmpfs on
-// Linux, when this process may write there, so that the figures measure
-// the daemon's code rather than the disk (a file's creation, and the
-// store's fsyncs, which on tmpfs cost next to nothing); else "",
-// os.TempDir(). -dir /tmp measures with the disk.
-func defaultDir() string {
-	const shm = "/dev/shm"
-	if fi, err := os.Stat(shm); err == nil && fi.IsDir() {
-		if f, err := os.CreateTemp(shm, "gtask-daemon-bench-probe-"); err == nil {
-			f.Close()
-			os.Remove(f.Name())
-			return shm
-		}
+	defer stopProfile()
+	if err := run(cfg); err != nil {
+		stopProfile()
+		fail(err)
 	}
-	return ""
 }
 
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "daemon bench:", err)
 	os.Exit(1)
-}
-
-func parseLevels(s string) ([]int, error) {
-	var levels []int
-	for _, f := range strings.Split(s, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("-c: %q is not a positive number", f)
-		}
-		levels = append(levels, n)
-	}
-	return levels, nil
 }
 
 // bench is one run of the benchmark: the no-op app, the daemon serving on

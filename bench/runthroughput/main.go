@@ -49,6 +49,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gtask/gtask/bench/internal/benchrun"
+
 	"github.com/gtask/gtask/bench/internal/noopapp"
 	"github.com/gtask/gtask/bench/internal/spawn"
 	"github.com/gtask/gtask/host"
@@ -81,14 +83,14 @@ func main() {
 	inlineN := flag.Int("inline-n", 0, "inline: subtasks per run; 0 sizes a run to about 2 s")
 	inlineRounds := flag.Int("inline-rounds", 2, "inline: runs per provider count")
 	only := flag.String("only", "process,mandelbrot,inline", "comma-separated figures to measure")
-	dir := flag.String("dir", defaultDir(), "where the binaries and the runs' work dirs go (default: /dev/shm, a tmpfs, when there is one, else os.TempDir(); see README.md)")
+	dir := flag.String("dir", benchrun.TmpfsDir("runthroughput"), "where the binaries and the runs' work dirs go (default: /dev/shm, a tmpfs, when there is one, else os.TempDir(); see README.md)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of this process (the host side) to `file`")
 	flag.Parse()
 
 	cfg := config{dir: *dir, n: *n, rounds: *rounds, pairs: *pairs, mandel: *mandel,
 		inlineN: *inlineN, inlineRound: *inlineRounds, only: map[string]bool{}}
 	var err error
-	if cfg.levels, err = parseLevels(*par); err != nil {
+	if cfg.levels, err = benchrun.Levels("p", *par); err != nil {
 		fail(err)
 	}
 	for _, f := range strings.Split(*only, ",") {
@@ -106,55 +108,20 @@ func main() {
 	if !json.Valid([]byte(cfg.mandel)) {
 		fail(errors.New("-mandel-params is not JSON"))
 	}
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			fail(err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fail(err)
-		}
-		defer f.Close()
-		defer pprof.StopCPUProfile()
-	}
-	if err := run(cfg); err != nil {
-		pprof.StopCPUProfile()
+	stopProfile, err := benchrun.StartProfile(*cpuprofile)
+	if err != nil {
 		fail(err)
 	}
-}
-
-// defaultDir is where the work dirs go by default: /dev/shm, a tmpfs on
-// Linux, when it is a dir this process may write in, so that the figures
-// measure gtask rather than the disk's inode allocation (README.md: on a
-// slow file system, creating a file costs more than a no-op subtask's whole
-// host side); else "", os.TempDir(). -dir /tmp measures on the disk.
-func defaultDir() string {
-	const shm = "/dev/shm"
-	if fi, err := os.Stat(shm); err == nil && fi.IsDir() {
-		if f, err := os.CreateTemp(shm, "runthroughput-probe-"); err == nil {
-			f.Close()
-			os.Remove(f.Name())
-			return shm
-		}
+	defer stopProfile()
+	if err := run(cfg); err != nil {
+		stopProfile()
+		fail(err)
 	}
-	return ""
 }
 
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "runthroughput:", err)
 	os.Exit(1)
-}
-
-func parseLevels(s string) ([]int, error) {
-	var levels []int
-	for _, f := range strings.Split(s, ",") {
-		p, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || p < 1 {
-			return nil, fmt.Errorf("-p: %q is not a positive number", f)
-		}
-		levels = append(levels, p)
-	}
-	return levels, nil
 }
 
 func run(cfg config) error {
