@@ -757,6 +757,9 @@ func (r *run) loop(ctx context.Context) (Outcome, string, error) {
 		r.dispatch()
 		pending, got, err := r.fill(ctx)
 		if r.late(err) {
+			// The app ended the task in a Verify still in flight (asking
+			// for a subtask is what found out): its verdict counts.
+			r.settle(ctx)
 			return r.over(err.Error())
 		}
 		if err != nil {
