@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -44,20 +43,11 @@ func main() {
 }
 `
 
-// buildProbe builds probeSource for linux/goarch, statically, into a
-// fresh directory, and returns the binary's path.
+// buildProbe builds probeSource for linux/goarch, statically, and returns
+// the binary's path.
 func buildProbe(t *testing.T, goarch string) string {
 	t.Helper()
-	dir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module probe\n\ngo 1.26\n"), 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "main.go"), []byte(probeSource), 0o644))
-	bin := filepath.Join(dir, "probe")
-	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-o", bin, ".")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch, "GOWORK=off", "GOFLAGS=")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
-	return bin
+	return dockertest.Program(t, probeSource, goarch, "probe")
 }
 
 // dynamicBinary is an executable of this machine that names a program

@@ -44,11 +44,7 @@ func AppImage(t testing.TB, c *client.Client, pkg string) string {
 		t.Fatalf("the engine's architecture: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "app")
-	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-o", bin, pkg)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building %s: %v\n%s", pkg, err, out)
-	}
+	goBuildStatic(t, "", pkg, arch, bin)
 	ref := "gtask-test/" + strings.ToLower(filepath.Base(pkg)) + ":" + strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
 	_, err = docker.BuildImage(ctx, c, docker.ImageSpec{Bin: bin, Ref: ref})
 	if err != nil {
@@ -75,5 +71,37 @@ func RequireNothingLeft(t testing.TB, c *client.Client, run string) {
 	}
 	if len(cs) > 0 || len(ns) > 0 {
 		t.Fatalf("run %s left %d containers and %d networks in the engine", run, len(cs), len(ns))
+	}
+}
+
+// Program builds a one-file Go program, source, as a static Linux binary
+// for goarch, named name, in a fresh directory, and returns its path.
+func Program(t testing.TB, source, goarch, name string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module "+name+"\n\ngo 1.26\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(source), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), name)
+	goBuildStatic(t, dir, ".", goarch, bin)
+	return bin
+}
+
+// goBuildStatic builds the Go main package pkg, from dir ("": the test's
+// own), as a static Linux binary for goarch, to out. A program outside the
+// module builds on its own (GOWORK and GOFLAGS off).
+func goBuildStatic(t testing.TB, dir, pkg, goarch, out string) {
+	t.Helper()
+	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-o", out, pkg)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
+	if dir != "" {
+		cmd.Env = append(cmd.Env, "GOWORK=off", "GOFLAGS=")
+	}
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v\n%s", pkg, err, b)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"debug/elf"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -108,10 +107,7 @@ func TestImageBuildExecutable(t *testing.T) {
 	arch, err := docker.EngineArch(t.Context(), c)
 	require.NoError(t, err)
 	name := "gtask-test-" + strings.ToLower(rand.Text()[:12])
-	bin := filepath.Join(t.TempDir(), name)
-	src := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(src, "go.mod"), []byte("module hello\n\ngo 1.26\n"), 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(src, "main.go"), []byte(`package main
+	bin := dockertest.Program(t, `package main
 
 import (
 	"fmt"
@@ -119,12 +115,7 @@ import (
 )
 
 func main() { fmt.Println("hello from", os.Args[1:], os.Getuid()) }
-`), 0o644))
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = src
-	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch, "GOWORK=off", "GOFLAGS=")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
+`, arch, name)
 
 	ref := "gtask-app/" + name + ":latest"
 	t.Cleanup(func() {
