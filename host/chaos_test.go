@@ -81,6 +81,9 @@ func TestChaosKinds(t *testing.T) {
 			evs := &eventLog{}
 			cfg := config(t, l, evs, parts)
 			cfg.SubtaskTimeout = 2 * time.Second
+			// The recovery this test checks is the timeout's: a backup
+			// would beat it (TestChaosHangBackedUp).
+			cfg.Backups.Off = true
 			chaos, err := host.ParseChaos(fmt.Sprintf("%s=1,seed=1", tc.kind))
 			require.NoError(t, err)
 			cfg.Chaos = chaos
@@ -163,4 +166,36 @@ func TestChaosReproducible(t *testing.T) {
 	assert.Equal(t, res1.Counts.Injected, res2.Counts.Injected)
 	assert.Positive(t, res1.Counts.InjectedTotal(), "seed 7 sabotages some of %d parts", parts)
 	assert.Equal(t, res1.Counts.InjectedTotal(), res1.Counts.Recovered)
+}
+
+// TestChaosHangBackedUp: with backups on (the default), a stalled attempt
+// near the end of the task is overtaken by a backup instead of waiting for
+// its deadline; whichever way each stall ends, every injected hang is
+// counted and recovered, and the output is the one without chaos.
+func TestChaosHangBackedUp(t *testing.T) {
+	const parts = 3
+	l := sqLauncher(&sqApp{})
+	evs := &eventLog{}
+	cfg := config(t, l, evs, parts)
+	cfg.SubtaskTimeout = 2 * time.Second
+	cfg.Backups = host.Backups{MinWait: 20 * time.Millisecond}
+	chaos, err := host.ParseChaos("hang=1,seed=1")
+	require.NoError(t, err)
+	cfg.Chaos = chaos
+	res, err := runTask(t, l, cfg, evs)
+	require.NoError(t, err)
+	assert.Equal(t, wantSquares(parts, 0), readOutput(t, res))
+
+	// Two slots: the first two hangs run together, with nothing computed
+	// yet to tell slow from normal, so they run to their deadline; the
+	// third comes when the other parts are computed, and is backed up.
+	assert.Equal(t, map[host.ChaosKind]int{host.ChaosHang: parts}, res.Counts.Injected)
+	assert.Equal(t, parts, res.Counts.Recovered)
+	assert.Equal(t, parts, res.Counts.FailedBy[host.FailTimeout]+res.Counts.Superseded,
+		"each hang ends by its deadline or superseded")
+	assert.Positive(t, res.Counts.BackupWins)
+	for _, ev := range evs.ofKind(host.EventSubtaskSuperseded) {
+		assert.Zero(t, ev.Backup, "the stalled copy is the one called off")
+	}
+	assert.Contains(t, res.Summary().String(), fmt.Sprintf("chaos: injected %d (hang %d), recovered %d", parts, parts, parts))
 }

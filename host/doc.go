@@ -30,6 +30,15 @@
 // (AbortTask), and whatever happens every provider and the requestor are
 // gone when Run returns.
 //
+// The end of a task is as fast as its slowest attempt, so once the app has
+// nothing left to hand out, an idle slot backs up a slow subtask (one
+// computing for twice the run's median attempt, and a second at least):
+// it computes the same subtask on its own node (backup_started), the first
+// copy whose output passes the checks is the one verified, and the other
+// is stopped (subtask_superseded), with no failure counted and no node
+// banned. RunConfig.Backups tunes this, or turns it off for an app whose
+// Compute must not run twice.
+//
 // CreateTask answers with the environment the providers need (docker_cpu
 // and its image, say). A Launcher that is an EnvLauncher is asked for the
 // providers' launcher in that environment, once, when the task is created;

@@ -80,6 +80,16 @@ const (
 	// were pending (with redundancy, a node may hold a replica of every
 	// computable part), so its Slot goes on as NewNode.
 	EventNodeReplaced EventKind = "node_replaced"
+	// EventBackupStarted: a slot with nothing else to do started computing
+	// a copy of Subtask, a slow one, on its Node (see Backups): Backup
+	// numbers the copy, Attempt is the subtask's, Reason says why. The
+	// events of the copy's attempt carry the same Backup.
+	EventBackupStarted EventKind = "backup_started"
+	// EventSubtaskSuperseded: another copy of Subtask (the subtask or a
+	// backup of it) was computed first, so this one was called off, or its
+	// result dropped; it is neither a failure nor a ban. Took is how long it
+	// had computed, Reason names the node that won.
+	EventSubtaskSuperseded EventKind = "subtask_superseded"
 	// EventTaskFinished, EventTaskFailed and EventTaskAborted end every
 	// run that got as far as task_started (or task_resumed): Reason says
 	// why, Summary what happened.
@@ -140,6 +150,9 @@ type Event struct {
 	Slot    *int   `json:"slot,omitempty"`
 	Node    string `json:"node,omitempty"`
 	NewNode string `json:"new_node,omitempty"`
+	// Backup numbers a backup's events (see Backups): 1 for the first
+	// backup of Subtask; absent for the subtask NextSubtask handed out.
+	Backup int `json:"backup,omitempty"`
 
 	Env   string `json:"env,omitempty"`
 	Parts int    `json:"parts,omitempty"`
@@ -227,6 +240,12 @@ type Counts struct {
 	Banned int `json:"banned,omitempty"`
 	// RequestorRestarts counts the restarts of a requestor that died.
 	RequestorRestarts int `json:"requestor_restarts,omitempty"`
+	// Backups counts the backups started (see Backups), BackupWins those
+	// that were computed first, Superseded the copies, subtasks or
+	// backups, that another copy beat.
+	Backups    int `json:"backups,omitempty"`
+	BackupWins int `json:"backup_wins,omitempty"`
+	Superseded int `json:"superseded,omitempty"`
 	// Injected counts the attempts chaos sabotaged, by kind; Recovered
 	// those whose part was accepted afterwards.
 	Injected  map[ChaosKind]int `json:"injected,omitempty"`
@@ -282,6 +301,9 @@ func (s Summary) String() string {
 	}
 	if c.RequestorRestarts > 0 {
 		fmt.Fprintf(&b, ", %d requestor restarts", c.RequestorRestarts)
+	}
+	if c.Backups > 0 {
+		fmt.Fprintf(&b, ", backups %d (%d won)", c.Backups, c.BackupWins)
 	}
 	if n := c.InjectedTotal(); n > 0 {
 		fmt.Fprintf(&b, "; chaos: injected %d (%s), recovered %d", n, byKind(c.Injected), c.Recovered)

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,6 +51,14 @@ const (
 	// task survives a burst of failures (a bad node, say).
 	AttemptsPerPart = 3
 	MinMaxAttempts  = 48
+	// DefaultBackupAfter and DefaultBackupMinWait make a subtask slow, for
+	// backups (see Backups): computing for longer than DefaultBackupAfter
+	// times the median computed attempt, and for DefaultBackupMinWait at
+	// least.
+	DefaultBackupAfter   = 2.0
+	DefaultBackupMinWait = time.Second
+	// DefaultBackupsPerSubtask is how many backups one subtask may get.
+	DefaultBackupsPerSubtask = 1
 )
 
 // Time limits of the run's own steps.
@@ -163,6 +172,9 @@ type RunConfig struct {
 	// Chaos, when set, makes the host sabotage attempts on purpose (see
 	// Chaos). Default: none.
 	Chaos *Chaos
+	// Backups says when a slot with nothing else to do computes a copy of
+	// a slow subtask (see Backups). Default: on, with its defaults.
+	Backups Backups
 	// Resume says an earlier Run over this WorkDir (same TaskID) created
 	// the task and its host died: inputs are not copied again (only those
 	// missing from task_inputs/, which the earlier run did not get to),
@@ -182,6 +194,44 @@ type RunConfig struct {
 	// concurrently, synchronously: the run waits for it, so it must be
 	// fast. Default: none (the events are still written to events.jsonl).
 	OnEvent func(Event)
+}
+
+// Backups is the policy of backup attempts: when the app has nothing
+// pending (HasPendingSubtasks answered false) and a slot is idle, a
+// subtask computing for long is computed again, on that slot's node, so
+// that a slow or stalled provider does not hold up the end of the task.
+//
+// A subtask is slow once its attempt has computed (from its slot's start,
+// after any Gate) for After times the median time of the run's computed
+// attempts, and for MinWait at least; before any attempt was computed
+// there is no median, and no backup. The slowest subtask is backed up
+// first, each at most PerSubtask times.
+//
+// A backup is a copy of the same subtask (its id and params; the requestor
+// knows only the node it assigned it to) in a provider dir of its own,
+// providers/{S}.backup{N}/, logging to provider-{S}.backup{N}.log. The
+// first copy whose output passes the host's checks wins: its output goes
+// to subtask_outputs/{S}/ and to verification, once, and the other copies
+// are killed and end as subtask_superseded, which is neither a failure
+// nor a ban. A copy that fails while another still computes is a failed
+// attempt of its node, as any, but the subtask is aborted (AbortSubtask)
+// only once every copy has failed. Chaos never sabotages a backup.
+//
+// Backups suit apps whose Compute only computes (the Task API's model);
+// turn them off (Off) for an app whose Compute has effects outside its
+// output that must not happen twice.
+type Backups struct {
+	// Off turns backups off.
+	Off bool
+	// After is how many times the median computed attempt a subtask may
+	// take before it is slow. Default: DefaultBackupAfter (2).
+	After float64
+	// MinWait is the least time a subtask computes before it is slow.
+	// Default: DefaultBackupMinWait (1 s).
+	MinWait time.Duration
+	// PerSubtask is how many backups one subtask may get. Default:
+	// DefaultBackupsPerSubtask (1).
+	PerSubtask int
 }
 
 // Result is how a run ended.
@@ -290,6 +340,15 @@ func (c *RunConfig) setDefaults() error {
 	if c.VerifyTries <= 0 {
 		c.VerifyTries = DefaultVerifyTries
 	}
+	if c.Backups.After <= 0 {
+		c.Backups.After = DefaultBackupAfter
+	}
+	if c.Backups.MinWait <= 0 {
+		c.Backups.MinWait = DefaultBackupMinWait
+	}
+	if c.Backups.PerSubtask <= 0 {
+		c.Backups.PerSubtask = DefaultBackupsPerSubtask
+	}
 	switch {
 	case c.RequestorRestarts == 0:
 		c.RequestorRestarts = DefaultRequestorRestarts
@@ -352,11 +411,17 @@ type run struct {
 	// blocks on them, even after the loop has stopped reading.
 	computed chan computeResult
 	verified chan verifyResult
+
+	// tooks are the times of the computed attempts, for the median that
+	// says which subtask is slow (see Backups); sorted when tooksSorted.
+	tooks       []time.Duration
+	tooksSorted bool
 }
 
 type slot struct {
 	node string
 	busy bool
+	a    *attempt // the attempt it computes, while busy
 }
 
 // partState is what the run knows of one part, keyed by its subtask
@@ -387,6 +452,17 @@ type attempt struct {
 	resources []string
 	chaos     ChaosKind
 	rng       *rand.Rand // chaos's draws, used by the compute worker only
+	// backup numbers the copies of one subtask: 0 for the one NextSubtask
+	// handed out, N for its Nth backup (see Backups).
+	backup int
+	copies *copies
+	// ctx is the attempt's own, under the workers'; cancel ends it with
+	// errSuperseded when another copy of the subtask won.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	// began is when the attempt's worker started computing it (after the
+	// Gate), in UnixNano; 0 before. Set by the worker, read by the loop.
+	began atomic.Int64
 
 	injected bool // chaos took effect on it
 	verdict  requestor.Verdict
@@ -395,6 +471,25 @@ type attempt struct {
 	inFlight bool // a Verify call runs
 	dirty    bool // verify again: a verification completed meanwhile
 }
+
+// copies are the copies of one subtask (see Backups): the attempt that
+// NextSubtask handed out and its backups.
+type copies struct {
+	// The workers': the first copy whose output passes the checks wins
+	// and cancels the others.
+	mu      sync.Mutex
+	won     *attempt   // the copy that won; nil until one has
+	members []*attempt // every copy started so far
+
+	// The loop's.
+	live      int  // copies computing
+	backups   int  // backups started
+	succeeded bool // a copy's output went to verification
+	aborted   bool // every copy failed: the subtask was aborted
+}
+
+// errSuperseded ends an attempt whose subtask another copy computed first.
+var errSuperseded = errors.New("another copy of the subtask was computed first")
 
 type verifyJob struct {
 	a     *attempt
@@ -412,6 +507,10 @@ type computeResult struct {
 	injected  ChaosKind
 	chaosNote string
 	cancelled bool // the run is ending; nothing to report
+	// superseded: another copy of the subtask won (see Backups); winner
+	// is its node.
+	superseded bool
+	winner     string
 }
 
 type verifyResult struct {
@@ -578,7 +677,7 @@ func (r *run) run(ctx context.Context) (*Result, error) {
 	for range r.cfg.Providers {
 		r.wg.Go(func() {
 			for a := range r.attempts {
-				r.computed <- r.compute(r.wctx, a)
+				r.computed <- r.computeCopy(a)
 			}
 		})
 	}
@@ -739,6 +838,11 @@ func (r *run) loop(ctx context.Context) (Outcome, string, error) {
 		defer t.Stop()
 		deadline = t.C
 	}
+	// backupDue fires when a computing subtask becomes slow, so that an
+	// idle slot backs it up (see Backups).
+	backupTimer := time.NewTimer(time.Hour)
+	backupTimer.Stop()
+	defer backupTimer.Stop()
 	// idlePass: with nothing else going on, the results awaiting data were
 	// all verified once more, and nothing changed since. A second idle
 	// pass could change nothing either: the task is stuck.
@@ -767,6 +871,13 @@ func (r *run) loop(ctx context.Context) (Outcome, string, error) {
 		}
 		if got {
 			idlePass = false
+		}
+		var backupDue <-chan time.Time
+		if now := time.Now(); !r.cfg.Backups.Off {
+			if due := r.backUp(now); !due.IsZero() {
+				backupTimer.Reset(due.Sub(now))
+				backupDue = backupTimer.C
+			}
 		}
 		if r.computing == 0 && r.verifying == 0 && len(r.queue) == 0 {
 			switch {
@@ -807,6 +918,8 @@ func (r *run) loop(ctx context.Context) (Outcome, string, error) {
 			case comp = <-r.computed:
 				computed = true
 			case ver = <-r.verified:
+			case <-backupDue:
+				continue
 			case <-deadline:
 				return Aborted, r.timeoutReason(), nil
 			case <-ctx.Done():
@@ -841,16 +954,36 @@ func (r *run) timeoutReason() string {
 // and acts on their answers, so that the verdicts that ended it count: the
 // app writes its end before it answers the Verify that brought it about,
 // and the loop may see the end first.
+//
+// The copies that another copy beat are being called off (see Backups):
+// they are waited for too, so that what they got to (chaos injected, say)
+// is counted.
 func (r *run) settle(ctx context.Context) {
-	for r.verifying > 0 {
+	for r.verifying > 0 || r.callingOff() {
 		r.rec.flush()
 		select {
 		case res := <-r.verified:
 			_, _ = r.onVerified(ctx, res) // the task has ended: nothing left to fail
+		case res := <-r.computed:
+			if res.a.copies.succeeded {
+				_ = r.onComputed(ctx, res) // superseded: counted, no call
+			} else {
+				r.release(res.a) // nothing to act on any more
+			}
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// callingOff reports whether a copy another copy beat is still computing.
+func (r *run) callingOff() bool {
+	for _, s := range r.slots {
+		if s.a != nil && s.a.copies.succeeded {
+			return true
+		}
+	}
+	return false
 }
 
 // fill hands out subtasks to the free slots and reports the last
@@ -970,7 +1103,8 @@ func partIndex(params json.RawMessage) int {
 	return *p.Part
 }
 
-// start records a and starts computing it on its slot.
+// start records a, a subtask NextSubtask handed out, and starts computing
+// it on its slot.
 func (r *run) start(a *attempt) {
 	p := a.part
 	if !p.chaos {
@@ -979,20 +1113,153 @@ func (r *run) start(a *attempt) {
 			a.chaos, a.rng = kind, rng
 		}
 	}
-	r.slots[a.slot].busy = true
-	r.computing++
+	a.ctx, a.cancel = context.WithCancelCause(r.wctx)
+	a.copies = &copies{members: []*attempt{a}}
 	r.rec.update(func(c *Counts) { c.Assigned++ })
 	r.countRetries(p)
-	r.emit(r.subtaskEvent(EventSubtaskAssigned, a))
+	r.launch(a, r.subtaskEvent(EventSubtaskAssigned, a))
+}
+
+// launch starts computing a on its slot, once ev says so.
+func (r *run) launch(a *attempt, ev Event) {
+	a.copies.live++
+	r.slots[a.slot].busy, r.slots[a.slot].a = true, a
+	r.computing++
+	r.emit(ev)
 	r.attempts <- a // never blocks: a worker per slot, and this slot's is idle
 }
 
+// backUp starts the backups the policy calls for (see Backups) on the idle
+// slots, and returns when the next one may be due; zero when none can be,
+// until something changes: a slot frees, an attempt is computed, the app
+// has subtasks pending again.
+func (r *run) backUp(now time.Time) time.Time {
+	if r.cfg.Backups.Off || !r.drained {
+		return time.Time{}
+	}
+	med, ok := r.medianTook()
+	if !ok {
+		return time.Time{}
+	}
+	slow := max(r.cfg.Backups.MinWait, time.Duration(r.cfg.Backups.After*float64(med)))
+	var next time.Time
+	for i := range r.slots {
+		if r.slots[i].busy || r.banned[r.slots[i].node] {
+			continue
+		}
+		// The copy computing for the longest whose subtask may have
+		// another backup.
+		var (
+			slowest *attempt
+			since   time.Time
+		)
+		for j := range r.slots {
+			a := r.slots[j].a
+			if a == nil || a.copies.succeeded || a.copies.backups >= r.cfg.Backups.PerSubtask {
+				continue
+			}
+			began := a.began.Load()
+			if began == 0 {
+				continue // at the Gate still
+			}
+			if t := time.Unix(0, began); slowest == nil || t.Before(since) {
+				slowest, since = a, t
+			}
+		}
+		if slowest == nil {
+			return next
+		}
+		if due := since.Add(slow); due.After(now) {
+			return due
+		}
+		if !r.startBackup(slowest, i, now.Sub(since), med) {
+			return next
+		}
+	}
+	return next
+}
+
+// startBackup starts a backup of a's subtask on slot i, unless another
+// copy has won already, and reports whether it did.
+func (r *run) startBackup(a *attempt, i int, took, med time.Duration) bool {
+	g := a.copies
+	b := &attempt{
+		seq: a.seq, id: a.id, slot: i, node: r.slots[i].node, no: a.no, part: a.part, key: a.key,
+		params: a.params, resources: a.resources, backup: g.backups + 1, copies: g,
+	}
+	// Its context is made before it joins the copies, whose winner
+	// cancels the others.
+	b.ctx, b.cancel = context.WithCancelCause(r.wctx)
+	g.mu.Lock()
+	won := g.won != nil
+	if !won {
+		g.members = append(g.members, b)
+	}
+	g.mu.Unlock()
+	if won {
+		b.cancel(nil)
+		return false
+	}
+	g.backups++
+	r.rec.update(func(c *Counts) { c.Backups++ })
+	ev := r.subtaskEvent(EventBackupStarted, b)
+	ev.Reason = fmt.Sprintf("subtask %s has computed for %s on %s; the run's median attempt takes %s",
+		a.id, took.Round(time.Millisecond), a.node, med.Round(time.Millisecond))
+	r.launch(b, ev)
+	return true
+}
+
+// medianTook is the median time of the run's computed attempts.
+func (r *run) medianTook() (time.Duration, bool) {
+	if len(r.tooks) == 0 {
+		return 0, false
+	}
+	if !r.tooksSorted {
+		slices.Sort(r.tooks)
+		r.tooksSorted = true
+	}
+	return r.tooks[len(r.tooks)/2], true
+}
+
 func (r *run) subtaskEvent(kind EventKind, a *attempt) Event {
-	ev := Event{Kind: kind, Subtask: a.id, Attempt: a.no, Slot: intp(a.slot), Node: a.node}
+	ev := Event{Kind: kind, Subtask: a.id, Attempt: a.no, Slot: intp(a.slot), Node: a.node, Backup: a.backup}
 	if a.part.index >= 0 {
 		ev.Part = intp(a.part.index)
 	}
 	return ev
+}
+
+// runName names a's provider dir and log: its subtask's id, and for a
+// backup ".backup{N}".
+func (a *attempt) runName() string {
+	if a.backup == 0 {
+		return a.id
+	}
+	return fmt.Sprintf("%s.backup%d", a.id, a.backup)
+}
+
+// computeCopy computes a on its worker and says how it ended, among the
+// copies of its subtask: an attempt another copy beat (its context
+// cancelled by that copy, or a failure after that copy won) is
+// superseded, whatever it got to.
+func (r *run) computeCopy(a *attempt) computeResult {
+	res := r.compute(a.ctx, a)
+	a.cancel(nil)
+	if res.cancelled && r.wctx.Err() == nil {
+		// Not the run's end: only a winning copy cancels a copy's context.
+		res.cancelled, res.superseded = false, true
+	}
+	g := a.copies
+	g.mu.Lock()
+	if g.won != nil && g.won != a && !res.cancelled {
+		res.superseded = true
+		res.winner = g.won.node
+	}
+	g.mu.Unlock()
+	if res.superseded {
+		res.fail, res.code, res.reason = "", "", ""
+	}
+	return res
 }
 
 // compute runs one attempt on a worker goroutine: it reads a's fixed
@@ -1027,7 +1294,8 @@ func (r *run) compute(ctx context.Context, a *attempt) (res computeResult) {
 		return res
 	}
 
-	dir := filepath.Join(r.provRoot, a.id)
+	a.began.Store(start.UnixNano())
+	dir := filepath.Join(r.provRoot, a.runName())
 	// The provider's output, when it answered one; removeDir takes it only
 	// when it is a name in dir itself.
 	var output string
@@ -1045,7 +1313,7 @@ func (r *run) compute(ctx context.Context, a *attempt) (res computeResult) {
 		}
 	}
 
-	inst, err := r.provLauncher.Start(actx, RoleProvider, dir, filepath.Join(r.logDir, "provider-"+a.id+".log"))
+	inst, err := r.provLauncher.Start(actx, RoleProvider, dir, filepath.Join(r.logDir, "provider-"+a.runName()+".log"))
 	if err != nil {
 		return fail(FailStart, "starting the provider: %v", err)
 	}
@@ -1118,6 +1386,9 @@ func (r *run) compute(ctx context.Context, a *attempt) (res computeResult) {
 		inst.Kill()
 		<-replies
 		res.injected, res.chaosNote = ChaosHang, "the host ignored the provider until its deadline, as if it had stalled"
+		if ctx.Err() != nil {
+			res.chaosNote = "the host ignored the provider, as if it had stalled, until the attempt was called off"
+		}
 		return fail(FailTimeout, "no answer within %s (SubtaskTimeout; chaos: the provider stalled)", r.cfg.SubtaskTimeout)
 	}
 	rel, err := pc.Compute(actx, r.cfg.TaskID, a.id, a.params)
@@ -1130,7 +1401,26 @@ func (r *run) compute(ctx context.Context, a *attempt) (res computeResult) {
 	pc.Close()
 	stop(true)
 
+	// The first copy of the subtask whose output passes the checks wins;
+	// the copies take their turns, so that one output at most lands in
+	// subtask_outputs/{id}/.
+	g := a.copies
+	g.mu.Lock()
+	if g.won != nil {
+		g.mu.Unlock()
+		res.superseded = true
+		return res
+	}
 	name, n, err := copyOutput(dir, rel, filepath.Join(r.outputsDir, a.id), r.cfg.MaxOutputSize)
+	if err == nil {
+		g.won = a
+		for _, o := range g.members {
+			if o != a {
+				o.cancel(errSuperseded)
+			}
+		}
+	}
+	g.mu.Unlock()
 	if bad, ok := errors.AsType[*badOutput](err); ok {
 		return fail(FailBadOutput, "%s", bad.reason)
 	}
@@ -1206,35 +1496,71 @@ func exited(inst Instance, err error) bool {
 // onComputed acts on an attempt that ended: a failure is answered with
 // AbortSubtask (so that its part can be computed again) and a ban of its
 // node; an output goes to verification.
+//
+// With backups (see Backups), a is one copy of its subtask: one another
+// copy beat is superseded, and a failed one aborts the subtask only once
+// no copy computes any more and none was computed.
 func (r *run) onComputed(ctx context.Context, res computeResult) error {
 	a := res.a
-	r.computing--
-	r.slots[a.slot].busy = false
+	g := a.copies
+	r.release(a)
 	if res.cancelled {
 		return nil
 	}
 	if res.injected != "" {
 		a.injected = true
-		a.part.injected++
+		if a.part.accepted {
+			// A copy superseded after its part was accepted.
+			r.rec.update(func(c *Counts) { c.Recovered++ })
+		} else {
+			a.part.injected++
+		}
 		r.rec.update(func(c *Counts) { c.Injected[res.injected]++ })
 		ev := r.subtaskEvent(EventChaosInjected, a)
 		ev.Chaos, ev.Reason = res.injected, res.chaosNote
 		r.emit(ev)
 	}
-	if res.fail != "" {
+	switch {
+	case res.superseded:
+		r.rec.update(func(c *Counts) { c.Superseded++ })
+		ev := r.subtaskEvent(EventSubtaskSuperseded, a)
+		ev.Took, ev.Reason = res.took, fmt.Sprintf("the copy on %s was computed first", res.winner)
+		r.emit(ev)
+	case res.fail != "":
 		ev := r.subtaskEvent(EventComputeFailed, a)
 		ev.Fail, ev.Code, ev.Reason, ev.Took = res.fail, res.code, res.reason, res.took
 		r.countFailure(a, res.fail)
 		r.emit(ev)
 		r.ban(a, fmt.Sprintf("its attempt at subtask %s failed (%s)", a.id, res.fail))
-		return r.abortSubtask(ctx, a)
+	default:
+		g.succeeded = true
+		r.tooks = append(r.tooks, res.took)
+		r.tooksSorted = false
+		r.rec.update(func(c *Counts) {
+			c.Computed++
+			if a.backup > 0 {
+				c.BackupWins++
+			}
+		})
+		ev := r.subtaskEvent(EventSubtaskComputed, a)
+		ev.Bytes, ev.Took = res.bytes, res.took
+		r.emit(ev)
+		r.enqueue(a, false)
+		return nil
 	}
-	r.rec.update(func(c *Counts) { c.Computed++ })
-	ev := r.subtaskEvent(EventSubtaskComputed, a)
-	ev.Bytes, ev.Took = res.bytes, res.took
-	r.emit(ev)
-	r.enqueue(a, false)
-	return nil
+	if g.live > 0 || g.succeeded || g.aborted {
+		return nil
+	}
+	// Every copy has ended, and none was computed.
+	g.aborted = true
+	return r.abortSubtask(ctx, a)
+}
+
+// release frees the slot and the counts of a, an attempt that ended.
+func (r *run) release(a *attempt) {
+	r.computing--
+	a.copies.live--
+	r.slots[a.slot].busy, r.slots[a.slot].a = false, nil
 }
 
 // countFailure counts a failed attempt; those chaos caused do not count

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +38,7 @@ type trackLauncher struct {
 	all        []host.Instance
 	requestors []host.Instance
 	providers  []host.Instance
+	provLogs   []string // the providers' log paths, in start order
 }
 
 func track(inner host.Launcher) *trackLauncher { return &trackLauncher{inner: inner} }
@@ -53,6 +55,7 @@ func (l *trackLauncher) Start(ctx context.Context, role host.Role, workDir, logP
 		l.requestors = append(l.requestors, inst)
 	} else {
 		l.providers = append(l.providers, inst)
+		l.provLogs = append(l.provLogs, logPath)
 	}
 	return inst, nil
 }
@@ -69,6 +72,13 @@ func (l *trackLauncher) lastProvider() host.Instance {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.providers[len(l.providers)-1]
+}
+
+// providerLogs returns the log paths the providers were started with.
+func (l *trackLauncher) providerLogs() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.provLogs)
 }
 
 // requireAllGone checks that every app the launcher started has stopped.

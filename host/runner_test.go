@@ -309,6 +309,7 @@ func testRunHangRetriedElsewhere(t *testing.T, direct bool) {
 	evs := &eventLog{}
 	cfg := config(t, l, evs, 2)
 	cfg.SubtaskTimeout = 3 * time.Second
+	cfg.Backups.Off = true // a backup would beat the timeout (TestRunBackup*)
 	res, err := runTask(t, l, cfg, evs)
 	require.NoError(t, err)
 	assert.Equal(t, wantSquares(2, 0), readOutput(t, res))

@@ -74,6 +74,7 @@ func TestBadInput(t *testing.T) {
 		{"negative", []string{"run", "--subtasks", "-1", mandelbrot}, []string{"--subtasks is -1"}},
 		{"negative timeout", []string{"run", "--timeout", "-1s", mandelbrot}, []string{"must not be negative"}},
 		{"bad duration", []string{"run", "--subtask-timeout", "soon", mandelbrot}, []string{"--subtask-timeout", "soon"}},
+		{"backups too eager", []string{"run", "--backup-after", "0.5", mandelbrot}, []string{"--backup-after is 0.5", "at least 1"}},
 		{"invalid JSON", []string{"run", "--params", `{"width": }`, mandelbrot}, []string{"--params", "not valid JSON"}},
 		{"invalid JSON file", []string{"run", "--params", "@" + badJSON, mandelbrot}, []string{"bad.json", "not valid JSON"}},
 		{"empty params file", []string{"run", "--params", "@" + emptyJSON, mandelbrot}, []string{"empty.json", "empty"}},

@@ -77,7 +77,12 @@ func eventLine(ev host.Event, lastTenth *int) string {
 		}
 	case host.EventChaosInjected:
 		return fmt.Sprintf("chaos: %s on %s", ev.Chaos, part)
+	case host.EventBackupStarted:
+		return fmt.Sprintf("%s is slow: backup %d on %s (%s)", part, ev.Backup, ev.Node, ev.Reason)
 	case host.EventComputeFailed:
+		if ev.Backup > 0 {
+			part += fmt.Sprintf(" backup %d", ev.Backup)
+		}
 		return fmt.Sprintf("%s failed (%s): %s", part, ev.Fail, ev.Reason)
 	case host.EventVerifyError:
 		return fmt.Sprintf("verifying %s failed (try %d): %s", part, ev.Try, ev.Reason)

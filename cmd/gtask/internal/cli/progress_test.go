@@ -30,6 +30,11 @@ func TestEventLine(t *testing.T) {
 			"part 0 attempt 1 rejected: wrong size"},
 		{"part unknown", host.Event{Kind: host.EventSubtaskVerified, Subtask: "s-1", Verdict: "FAILURE", Reason: "bad"},
 			"subtask s-1 rejected: bad"},
+		{"backup failed", host.Event{Kind: host.EventComputeFailed, Part: intp(3), Attempt: 1, Backup: 1, Fail: host.FailCrash, Reason: "exit status 1"},
+			"part 3 attempt 1 backup 1 failed (crash): exit status 1"},
+		{"backup", host.Event{Kind: host.EventBackupStarted, Part: intp(3), Attempt: 1, Backup: 1, Node: "node-1", Reason: "subtask s has computed for 3s on node-0; the run's median attempt takes 1s"},
+			"part 3 attempt 1 is slow: backup 1 on node-1 (subtask s has computed for 3s on node-0; the run's median attempt takes 1s)"},
+		{"superseded", host.Event{Kind: host.EventSubtaskSuperseded, Part: intp(3), Attempt: 1}, ""},
 		{"banned", host.Event{Kind: host.EventNodeBanned, Node: "node-2"}, ""},
 		{"requestor died", host.Event{Kind: host.EventRequestorDied, Reason: "exit status 2"}, "the requestor died: exit status 2"},
 		{"requestor restarted", host.Event{Kind: host.EventRequestorStarted, Attempt: 2}, "the requestor restarted (start 2)"},
@@ -99,7 +104,7 @@ func TestSummaryText(t *testing.T) {
 		Counts: host.Counts{
 			Parts: 12, Done: 12, Assigned: 17, Computed: 15, Accepted: 12, Rejected: 3,
 			Failed: 5, FailedBy: map[host.FailKind]int{host.FailCrash: 1, host.FailTimeout: 1, host.FailRejected: 3},
-			Retried: 5, Banned: 5,
+			Retried: 5, Banned: 5, Backups: 2, BackupWins: 1, Superseded: 2,
 			Injected:  map[host.ChaosKind]int{host.ChaosCrash: 1, host.ChaosHang: 1, host.ChaosWrong: 2, host.ChaosGarbage: 1},
 			Recovered: 5,
 		},
@@ -111,6 +116,7 @@ func TestSummaryText(t *testing.T) {
 		"attempts: 17 (15 computed, 12 accepted, 3 rejected)",
 		"failures: 5 (crash 1, rejected 3, timeout 1), 5 retried, 5 nodes banned",
 		"chaos:    injected 5 (crash 1, garbage 1, hang 1, wrong 2); recovered 5 of 5",
+		"backups:  2 of slow subtasks, 1 computed first",
 	} {
 		assert.Contains(t, got, w)
 	}
@@ -118,6 +124,7 @@ func TestSummaryText(t *testing.T) {
 	assert.Contains(t, clean, "task t2 failed in 0s: part 3 failed 3 times")
 	assert.NotContains(t, clean, "chaos")
 	assert.NotContains(t, clean, "failures")
+	assert.NotContains(t, clean, "backups")
 }
 
 // TestReporterBarUnknownParts checks the bar of an app that does not

@@ -35,6 +35,8 @@ type runFlags struct {
 	timeout        time.Duration
 	subtaskTimeout time.Duration
 	maxAttempts    int
+	backups        bool
+	backupAfter    float64
 	json           bool
 	chaos          string
 	referenceApp   bool
@@ -87,10 +89,18 @@ started is killed, the work dir is kept and gtask says where the logs are.
 
 Chaos (--chaos) sabotages attempts on purpose, to show that the task still
 ends right: crash (kill the provider mid-compute), hang (stall it until
---subtask-timeout), wrong (invert the result's bytes), garbage (replace it
+--subtask-timeout, or until a backup overtakes it), wrong (invert the result's bytes), garbage (replace it
 with random bytes), each a rate from 0 to 1; seed makes it reproducible.
 At most one attempt per part is sabotaged. The summary says what was
 injected and how much of it was recovered.
+
+Backups: once the app has nothing left to hand out, an idle slot computes a
+copy of the slowest subtask still computing, if it has taken more than
+--backup-after times the run's median attempt (and 1s at least), so that
+one slow or stalled provider does not hold up the end. The first copy
+computed is the one verified; the other is stopped, and is no failure.
+--backups=false turns them off, for an app whose Compute does something
+beyond writing its output that must not happen twice.
 
 Exit status:
   0    the task finished: every part verified, the results merged into --out
@@ -148,6 +158,8 @@ func newRunCommand(stdout, stderr io.Writer) *cobra.Command {
 	fl.DurationVar(&f.timeout, "timeout", 0, "abort the task when it runs longer (default: no limit)")
 	fl.DurationVar(&f.subtaskTimeout, "subtask-timeout", 0, "fail an attempt (provider start, Compute, copying its output) that takes longer (default 5m)")
 	fl.IntVar(&f.maxAttempts, "max-attempts", 0, "abort the task at this many failed attempts, chaos's not counted (default: 3 per part, at least 48)")
+	fl.BoolVar(&f.backups, "backups", true, "at the end of the task, compute a copy of a slow subtask on an idle slot; the first copy computed wins (see above)")
+	fl.Float64Var(&f.backupAfter, "backup-after", host.DefaultBackupAfter, "a subtask is slow, for --backups, after this many times the median attempt (at least 1)")
 	fl.BoolVar(&f.json, "json", false, "write the run's events to stdout as JSON lines, and nothing else")
 	fl.StringVar(&f.chaos, "chaos", "", "inject faults at these rates, e.g. crash=0.1,hang=0.05,wrong=0.1,garbage=0.05,seed=7")
 	fl.BoolVar(&f.referenceApp, "reference-app", false, "APP is a Task API app that is not a gtask app: no --work-dir, a port chosen by gtask, readiness by health polling")
@@ -325,6 +337,10 @@ func checkFlags(f runFlags) (host.RunConfig, error) {
 	cfg.MaxAttempts = f.maxAttempts
 	cfg.Timeout = f.timeout
 	cfg.SubtaskTimeout = f.subtaskTimeout
+	if f.backupAfter < 1 {
+		return cfg, badInput("--backup-after is %g; it must be at least 1 (a subtask faster than the median attempt is not slow)", f.backupAfter)
+	}
+	cfg.Backups = host.Backups{Off: !f.backups, After: f.backupAfter}
 	return cfg, nil
 }
 
@@ -544,6 +560,9 @@ func summaryText(res *host.Result) string {
 			fmt.Fprintf(&b, ", %d nodes banned", c.Banned)
 		}
 		b.WriteString("\n")
+	}
+	if c.Backups > 0 {
+		fmt.Fprintf(&b, "backups:  %d of slow subtasks, %d computed first\n", c.Backups, c.BackupWins)
 	}
 	if c.VerifyErrors > 0 {
 		fmt.Fprintf(&b, "verify:   %d errors\n", c.VerifyErrors)
