@@ -1,20 +1,17 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
-	"github.com/gtask/gtask/internal/testdriver"
-	"github.com/gtask/gtask/requestor"
+	"github.com/gtask/gtask/host"
+	"github.com/gtask/gtask/internal/exampletest"
 )
 
 // asApp, set to 1 in its environment, makes the test binary run as the
@@ -30,25 +27,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// runProcesses runs a whole task through real requestor and provider
-// processes of this test binary.
-func runProcesses(t *testing.T, params string, inputs []string, fault func(testdriver.Assignment) testdriver.Fault) (*testdriver.Outcome, error) {
-	t.Helper()
-	bin, err := os.Executable()
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	return testdriver.Run(ctx, testdriver.Config{
-		Bin:       bin,
-		Env:       []string{asApp + "=1"},
-		Log:       t.Output(),
-		WorkDir:   t.TempDir(),
-		TaskID:    "average-1",
-		Params:    json.RawMessage(params),
-		Inputs:    inputs,
-		Providers: 2,
-		Fault:     fault,
-	})
+// task is a task of this app run by the end-to-end tests.
+func task(params string, inputs []string) exampletest.Task {
+	return exampletest.Task{AppEnv: asApp + "=1", Params: json.RawMessage(params), Inputs: inputs}
 }
 
 func seedInputs(t *testing.T) []string {
@@ -62,57 +43,67 @@ func seedInputs(t *testing.T) []string {
 	return inputs
 }
 
-func readResult(t *testing.T, out *testdriver.Outcome) string {
+func readResult(t *testing.T, res *host.Result) string {
 	t.Helper()
-	require.True(t, out.Finished, "status: %s", out.Status)
-	require.Equal(t, []string{resultFile}, out.Outputs)
-	b, err := os.ReadFile(filepath.Join(out.OutputsDir, resultFile))
+	require.Equal(t, []string{resultFile}, res.Outputs)
+	b, err := os.ReadFile(filepath.Join(res.OutputsDir, resultFile))
 	require.NoError(t, err)
 	return string(b)
 }
 
+// TestProcesses runs whole tasks through host.Run with real requestor and
+// provider processes of this test binary. Chaos sabotages the first
+// attempt at every part (rate 1; chaos sabotages at most one attempt per
+// part) in the fault cases: a wrong result is rejected by Verify and
+// computed again, a provider killed during Compute is computed again
+// elsewhere, and the result is the same.
 func TestProcesses(t *testing.T) {
 	tests := []struct {
-		name         string
-		params       string
-		fault        func(testdriver.Assignment) testdriver.Fault
-		want         string
-		wantFailures int
+		name     string
+		params   string
+		sabotage host.ChaosKind // on the first attempt at each part
+		want     string
 	}{
 		{name: "average", params: `{"column": "age"}`, want: `{"average": 53.25}`},
 		{name: "partials", params: `{"column": "age", "partial": true}`,
 			want: `[{"sum": 253, "count": 4}, {"sum": 173, "count": 4}]`},
 		{name: "wrong result rejected and recomputed", params: `{"column": "age"}`,
-			fault: func(a testdriver.Assignment) testdriver.Fault {
-				if a.Part == 1 && a.Attempt == 1 {
-					return testdriver.FaultWrong
-				}
-				return testdriver.NoFault
-			},
-			want: `{"average": 53.25}`, wantFailures: 1},
+			sabotage: host.ChaosWrong, want: `{"average": 53.25}`},
 		{name: "failed provider retried", params: `{"column": "age", "partial": true}`,
-			fault: func(a testdriver.Assignment) testdriver.Fault {
-				if a.Part == 0 && a.Attempt == 1 {
-					return testdriver.FaultError
-				}
-				return testdriver.NoFault
-			},
-			want: `[{"sum": 253, "count": 4}, {"sum": 173, "count": 4}]`},
+			sabotage: host.ChaosCrash, want: `[{"sum": 253, "count": 4}, {"sum": 173, "count": 4}]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			out, err := runProcesses(t, tt.params, seedInputs(t), tt.fault)
-			require.NoError(t, err)
-			assert.JSONEq(t, tt.want, readResult(t, out))
-			assert.Equal(t, tt.wantFailures, out.Verdicts[requestor.Failure])
+			opts := exampletest.Options{Providers: 2}
+			if tt.sabotage != "" {
+				opts.Chaos = fmt.Sprintf("%s=1,seed=1", tt.sabotage)
+				// A backup that beat a sabotaged attempt would leave its
+				// part unsabotaged: without backups, each part's is.
+				opts.Backups.Off = true
+			}
+			res := exampletest.Run(t, task(tt.params, seedInputs(t)), opts)
+			t.Log(res.Summary())
+			assert.JSONEq(t, tt.want, readResult(t, res))
+			assert.Equal(t, 2, res.Counts.Parts, "a part per CSV file")
+			assert.Equal(t, 2, res.Counts.Done)
+			wantRejected := 0
+			if tt.sabotage != "" {
+				exampletest.RequireRecovered(t, res, tt.sabotage, 2)
+				if tt.sabotage == host.ChaosWrong {
+					wantRejected = 2
+				}
+			} else {
+				assert.Zero(t, res.Counts.InjectedTotal())
+			}
+			assert.Equal(t, wantRejected, res.Counts.Rejected)
 		})
 	}
 }
 
 // TestProcessesRefuse checks that the errors Split finds in the data reach
 // the task's creator through CreateTask, as InvalidArgument, with what they
-// need to fix it.
+// need to fix it: host.Run fails the task with the app's code and message.
 func TestProcessesRefuse(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "org3.csv")
 	require.NoError(t, os.WriteFile(bad, []byte("name,age\nIvan,41\nJudy,n/a\n"), 0o644))
@@ -133,12 +124,9 @@ func TestProcessesRefuse(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := runProcesses(t, tt.params, tt.inputs, nil)
-			require.Error(t, err)
-			assert.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
-			for _, s := range tt.want {
-				assert.Contains(t, err.Error(), s)
-			}
+			res, err := exampletest.Try(t, task(tt.params, tt.inputs), exampletest.Options{Providers: 2})
+			require.NoError(t, err)
+			exampletest.RequireRefused(t, res, tt.want...)
 		})
 	}
 }

@@ -6,15 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
-	"github.com/gtask/gtask/internal/testdriver"
-	"github.com/gtask/gtask/requestor"
+	"github.com/gtask/gtask/host"
+	"github.com/gtask/gtask/internal/exampletest"
 )
 
 // asApp, set to 1 in its environment, makes the test binary run as the
@@ -30,25 +27,21 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func runProcesses(t *testing.T, params string, maxSubtasks int, fault func(testdriver.Assignment) testdriver.Fault) (*testdriver.Outcome, error) {
-	t.Helper()
-	bin, err := os.Executable()
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	return testdriver.Run(ctx, testdriver.Config{
-		Bin:         bin,
-		Env:         []string{asApp + "=1"},
-		Log:         t.Output(),
-		WorkDir:     t.TempDir(),
-		TaskID:      "mandelbrot-1",
-		Params:      json.RawMessage(params),
-		MaxSubtasks: maxSubtasks,
-		Providers:   3,
-		Fault:       fault,
-	})
+// task is a task of this app run by the end-to-end tests.
+func task(params string, maxSubtasks int) exampletest.Task {
+	var p json.RawMessage
+	if params != "" {
+		p = json.RawMessage(params)
+	}
+	return exampletest.Task{AppEnv: asApp + "=1", Params: p, MaxSubtasks: maxSubtasks}
 }
 
+// TestProcesses renders whole tasks through host.Run with real requestor
+// and provider processes of this test binary: the image is the direct
+// render, and the file the in-process task's, byte for byte. In the fault
+// case chaos inverts the first result of every strip (rate 1; chaos
+// sabotages at most one attempt per part): Verify rejects each, and the
+// strip is computed again.
 func TestProcesses(t *testing.T) {
 	// A zoom on the seahorse valley, small enough for a race-built test.
 	const params = `{"width": 160, "height": 120, "max_iter": 200, "rows_per_part": 32,
@@ -62,28 +55,27 @@ func TestProcesses(t *testing.T) {
 	tests := []struct {
 		name         string
 		maxSubtasks  int
-		fault        func(testdriver.Assignment) testdriver.Fault
+		chaos        string
 		wantParts    int
-		wantFailures int
+		wantRejected int
 	}{
 		{name: "strips of 32 rows", wantParts: 4},
 		{name: "host limit", maxSubtasks: 3, wantParts: 3},
-		{name: "wrong strip rejected and recomputed", wantParts: 4, wantFailures: 1,
-			fault: func(a testdriver.Assignment) testdriver.Fault {
-				if a.Part == 2 && a.Attempt == 1 {
-					return testdriver.FaultWrong
-				}
-				return testdriver.NoFault
-			}},
+		{name: "wrong strips rejected and recomputed", chaos: "wrong=1,seed=1", wantParts: 4, wantRejected: 4},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			out, err := runProcesses(t, params, tt.maxSubtasks, tt.fault)
-			require.NoError(t, err)
-			require.True(t, out.Finished, "status: %s", out.Status)
-			require.Equal(t, []string{imageFile}, out.Outputs)
-			file := filepath.Join(out.OutputsDir, imageFile)
+			opts := exampletest.Options{Chaos: tt.chaos}
+			if tt.chaos != "" {
+				// A backup that beat a sabotaged attempt would leave its
+				// part unsabotaged: without backups, each part's is.
+				opts.Backups.Off = true
+			}
+			res := exampletest.Run(t, task(params, tt.maxSubtasks), opts)
+			t.Log(res.Summary())
+			require.Equal(t, []string{imageFile}, res.Outputs)
+			file := filepath.Join(res.OutputsDir, imageFile)
 			got := decodePNG(t, file)
 			assert.Equal(t, 160, got.Bounds().Dx())
 			assert.Equal(t, 120, got.Bounds().Dy())
@@ -91,8 +83,12 @@ func TestProcesses(t *testing.T) {
 			b, err := os.ReadFile(file)
 			require.NoError(t, err)
 			assert.Equal(t, inProcess, b, "the file equals the in-process task's, byte for byte")
-			assert.Equal(t, tt.wantParts, out.Verdicts[requestor.Success])
-			assert.Equal(t, tt.wantFailures, out.Verdicts[requestor.Failure])
+			assert.Equal(t, tt.wantParts, res.Counts.Parts)
+			assert.Equal(t, tt.wantParts, res.Counts.Accepted)
+			assert.Equal(t, tt.wantRejected, res.Counts.Rejected)
+			if tt.chaos != "" {
+				exampletest.RequireRecovered(t, res, host.ChaosWrong, tt.wantParts)
+			}
 		})
 	}
 }
@@ -101,15 +97,16 @@ func TestProcesses(t *testing.T) {
 // the default image.
 func TestProcessesWithoutParams(t *testing.T) {
 	t.Parallel()
-	out, err := runProcesses(t, "", 0, nil)
-	require.NoError(t, err)
-	require.True(t, out.Finished, "status: %s", out.Status)
-	got := decodePNG(t, filepath.Join(out.OutputsDir, imageFile))
+	res := exampletest.Run(t, task("", 0), exampletest.Options{})
+	got := decodePNG(t, filepath.Join(res.OutputsDir, imageFile))
 	want, err := render(context.Background(), DefaultParams())
 	require.NoError(t, err)
 	assert.Equal(t, want, got)
 }
 
+// TestProcessesRefuse: params the app cannot render are refused at
+// CreateTask as InvalidArgument, naming what is wrong, and host.Run fails
+// the task with that code and message.
 func TestProcessesRefuse(t *testing.T) {
 	tests := []struct {
 		params string
@@ -122,10 +119,9 @@ func TestProcessesRefuse(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.params, func(t *testing.T) {
 			t.Parallel()
-			_, err := runProcesses(t, tt.params, 0, nil)
-			require.Error(t, err)
-			assert.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
-			assert.Contains(t, err.Error(), tt.want)
+			res, err := exampletest.Try(t, task(tt.params, 0), exampletest.Options{})
+			require.NoError(t, err)
+			exampletest.RequireRefused(t, res, tt.want)
 		})
 	}
 }

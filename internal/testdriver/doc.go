@@ -1,8 +1,15 @@
 // Package testdriver drives one whole task through an app the way a host
 // does, for tests: CreateTask once, then NextSubtask, Compute on a fresh
 // one-shot provider, Verify, and the verdicts acted on, until nothing is
-// pending. It is a small, serial driver, not a scheduler; the real host's
-// runner will replace it.
+// pending. It is a small, serial driver, not a scheduler: the host's Runner
+// (host.Run) is the scheduler, with slots, backups, chaos and events.
+//
+// It stays beside host.Run because the SDK's own tests need a driver: the
+// layers import downward only, and package sdk/sdktest, where app authors
+// simulate a task in process with faults chosen per attempt, sits below
+// host. The crash tests of the SDK's state store (kill the requestor at a
+// chosen step, restart it over the same work dir) use it for the same
+// reason. Tests above the SDK (examples, the CLI) use host.Run.
 //
 // Run drives real processes of one app executable over gRPC (package
 // appmain's command line); RunWith drives any Backend, such as Handlers in
