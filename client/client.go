@@ -206,6 +206,9 @@ type SubmitRequest struct {
 	SubtaskTimeout time.Duration
 	// MaxAttempts bounds the task's failed attempts; 0: the default.
 	MaxAttempts int
+	// NoBackups turns backups off (see host.Backups): for an app whose
+	// Compute must not run twice.
+	NoBackups bool
 }
 
 // Submit creates a task, uploading its inputs first (unless InputsByPath),
@@ -236,6 +239,7 @@ func (c *Client) Submit(ctx context.Context, r SubmitRequest) (*hostv1.Task, err
 		Runtime:     r.Runtime,
 		ParentId:    r.Parent,
 		MaxAttempts: int32(r.MaxAttempts),
+		NoBackups:   r.NoBackups,
 	}
 	if r.Timeout > 0 {
 		req.Timeout = durationpb.New(r.Timeout)

@@ -743,6 +743,11 @@ func (r *run) run(ctx context.Context) (*Result, error) {
 // describe says what the run is set up to do, for task_started.
 func (r *run) describe() string {
 	s := fmt.Sprintf("%d provider slots, %s per attempt", r.cfg.Providers, r.cfg.SubtaskTimeout)
+	if b := r.cfg.Backups; b.Off {
+		s += ", no backups"
+	} else {
+		s += fmt.Sprintf(", backups after %g times the median attempt (%s at least)", b.After, b.MinWait)
+	}
 	if r.cfg.Chaos != nil {
 		s += ", chaos " + r.cfg.Chaos.String()
 	}

@@ -9,6 +9,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	hostv1 "github.com/gtask/gtask/gen/gtask/host/v1"
 )
 
 // caller is who makes a call, as its token says.
@@ -42,8 +44,31 @@ func (d *Daemon) authenticate(ctx context.Context) (caller, error) {
 		return caller{}, status.Error(codes.Unauthenticated, `no token: send "authorization: Bearer TOKEN"`)
 	}
 	var rec *tokenRec
+	var gone *taskRec // the ended task of a family token
 	err := d.db.View(func(tx *bolt.Tx) (err error) {
 		rec, err = lookupToken(tx, token)
+		if errors.Is(err, errNotFound) {
+			// Deleted when its task ended?
+			if id := tx.Bucket(bEndedTokens).Get(hashToken(token)); id != nil {
+				gone, err = getTask(tx, string(id))
+				if errors.Is(err, errNotFound) {
+					gone, err = &taskRec{ID: string(id)}, nil
+				}
+				return err
+			}
+			return errNotFound
+		}
+		if err != nil || rec.Task == "" {
+			return err
+		}
+		// An older gtask kept family tokens after their task ended.
+		t, err := getTask(tx, rec.Task)
+		switch {
+		case errors.Is(err, errNotFound):
+			gone, err = &taskRec{ID: rec.Task}, nil
+		case err == nil && ended(t.State):
+			gone = t
+		}
 		return err
 	})
 	if errors.Is(err, errNotFound) {
@@ -52,7 +77,24 @@ func (d *Daemon) authenticate(ctx context.Context) (caller, error) {
 	if err != nil {
 		return caller{}, status.Errorf(codes.Internal, "reading tokens: %v", err)
 	}
+	if gone != nil {
+		return caller{}, familyEnded(gone)
+	}
 	return caller{user: rec.User, admin: rec.Admin, family: rec.Task}, nil
+}
+
+// familyEnded is the answer to a family token of task t, which has ended:
+// UNAUTHENTICATED, as for an expired token, since the token itself is no
+// longer valid, whatever the call; PERMISSION_DENIED would say that the
+// token is good but may not do this.
+func familyEnded(t *taskRec) error {
+	how := "has ended"
+	if t.State != hostv1.TaskState_TASK_STATE_UNSPECIFIED {
+		how += " (" + stateName(t.State) + ")"
+	}
+	return status.Errorf(codes.Unauthenticated,
+		"the family token of task %s is no longer valid: the task %s, and a family token acts only while its task runs; "+
+			"use a user's token (GTASK_TOKEN) instead", t.ID, how)
 }
 
 // visible answers nil when c may see task t: NOT_FOUND for another user's

@@ -41,9 +41,19 @@ type Config struct {
 	// CacheDir is where apps given as Go package directories are built.
 	// Default: appbuild.DefaultCacheDir().
 	CacheDir string
+	// UploadTTL is how long an upload (UploadInput) is kept after it
+	// was uploaded: until then any number of the user's CreateTask may use
+	// it (each links it into the task's staged inputs, which outlive it);
+	// then its record and file are removed, by a sweep at Start and then
+	// every UploadTTL/4, or hourly when that is longer. Default: 24 hours.
+	// Negative: uploads are kept for ever.
+	UploadTTL time.Duration
 	// Logger receives the daemon's log. Default: discard.
 	Logger *slog.Logger
 }
+
+// DefaultUploadTTL is Config.UploadTTL's default.
+const DefaultUploadTTL = 24 * time.Hour
 
 // Environment variables a task's requestor gets (process runtime).
 const (
@@ -98,6 +108,20 @@ type Daemon struct {
 	runsWG  sync.WaitGroup // every run's goroutine
 	rpcs    sync.WaitGroup // every RPC in flight
 	closed  chan struct{}  // closed when Close begins: streams end
+	// hooks let tests (export_test.go) stop a call at a given point; nil
+	// otherwise.
+	hooks struct {
+		// afterKillIntent: a kill, once its intent is stored, before it
+		// stops any run.
+		afterKillIntent func()
+		// afterStage: CreateTask, once it has staged the inputs, before
+		// it stores the task.
+		afterStage func()
+	}
+
+	// sweeper is the goroutine removing old uploads (sweepUploads),
+	// from Start until Close.
+	sweeper sync.WaitGroup
 
 	dockerMu sync.Mutex
 	docker   *client.Client
@@ -123,6 +147,9 @@ func Open(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	if cfg.CacheDir == "" {
 		cfg.CacheDir = appbuild.DefaultCacheDir()
+	}
+	if cfg.UploadTTL == 0 {
+		cfg.UploadTTL = DefaultUploadTTL
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -229,7 +256,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if d.started {
 		return nil
 	}
-	var todo []*taskRec
+	var todo, kills []*taskRec
 	err := d.db.View(func(tx *bolt.Tx) error {
 		// Oldest first: parents start before their children.
 		c := tx.Bucket(bOrder).Cursor()
@@ -238,28 +265,70 @@ func (d *Daemon) Start(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if !ended(t.State) {
+			switch {
+			case ended(t.State):
+			case t.Killing != "":
+				kills = append(kills, t)
+			default:
 				todo = append(todo, t)
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("daemon: start: %w", err)
+		return fmt.Errorf("daemon: start: reading the tasks in %s: %w", d.cfg.DataDir, err)
+	}
+	var revoked int
+	err = d.w.update(func(tx *bolt.Tx) (err error) {
+		if err := finishKills(tx, kills, time.Now().UTC()); err != nil {
+			return err
+		}
+		revoked, err = revokeEndedFamilies(tx)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("daemon: start: storing the kills a stop interrupted, or deleting old family tokens, in %s: %w", d.cfg.DataDir, err)
 	}
 	d.started = true
 	for _, t := range todo {
 		d.launch(t)
 	}
-	d.log.Info("daemon started", "resumed", len(todo), "slots", d.cfg.Slots)
+	if d.cfg.UploadTTL > 0 {
+		every := min(max(d.cfg.UploadTTL/4, minSweepEvery), maxSweepEvery)
+		d.sweeper.Go(func() { d.sweepLoop(every) })
+	}
+	d.log.Info("daemon started", "resumed", len(todo), "killed", len(kills), "slots", d.cfg.Slots)
+	if revoked > 0 {
+		d.log.Info("family tokens of ended tasks deleted", "tokens", revoked)
+	}
+	return nil
+}
+
+// finishKills stores KILLED each of tasks, which a kill had decided to
+// kill (taskRec.Killing) when the daemon stopped: task_killed and
+// task_ended, as the kill would have.
+func finishKills(tx *bolt.Tx, tasks []*taskRec, now time.Time) error {
+	for _, v := range tasks {
+		t, err := getTask(tx, v.ID)
+		if err != nil {
+			return err
+		}
+		if ended(t.State) || t.Killing == "" {
+			continue
+		}
+		if err := killedTask(tx, t, t.Killing, now); err != nil {
+			return fmt.Errorf("task %s: %w", t.ID, err)
+		}
+	}
 	return nil
 }
 
 // Close stops every run: its processes are gone when Close returns, and
 // its task stays as it was in the store (RUNNING), for the next Start to
-// resume. Streams (WatchTask, GetRunLogs with follow) end with
-// UNAVAILABLE, and new calls are refused so; Close waits for the calls in
-// flight until ctx ends, then closes the store. Close the daemon before
+// resume. It stops the sweeps of old uploads. Streams (WatchTask,
+// GetRunLogs with follow) end with UNAVAILABLE, and new calls are refused
+// so; Close waits for the calls in flight until ctx ends, then closes the
+// store. Close the daemon before
 // stopping the gRPC server gracefully: a watch would keep it waiting.
 // Safe to call twice; the second call waits for the first and returns its
 // error.
@@ -282,6 +351,7 @@ func (d *Daemon) close(ctx context.Context) error {
 	}
 	d.runsWG.Wait()
 	d.runCancel()
+	d.sweeper.Wait()
 
 	waited := make(chan struct{})
 	go func() { d.rpcs.Wait(); close(waited) }()

@@ -83,12 +83,22 @@ func serve(t *testing.T, dataDir string) *server { return serveLogged(t, dataDir
 // serveLogged is serve with the daemon's log going to logger.
 func serveLogged(t *testing.T, dataDir string, logger *slog.Logger) *server {
 	t.Helper()
+	return serveConfig(t, daemon.Config{DataDir: dataDir, Logger: logger})
+}
+
+// serveConfig is serve with cfg, whose Slots (4 when 0), HostAddr and
+// CacheDir it sets.
+func serveConfig(t *testing.T, cfg daemon.Config) *server {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	d, err := daemon.Open(t.Context(), daemon.Config{
-		DataDir: dataDir, Slots: 4, HostAddr: lis.Addr().String(), CacheDir: cacheDir, Logger: logger,
-	})
+	if cfg.Slots == 0 {
+		cfg.Slots = 4
+	}
+	cfg.HostAddr, cfg.CacheDir = lis.Addr().String(), cacheDir
+	d, err := daemon.Open(t.Context(), cfg)
 	require.NoError(t, err)
+	dataDir := cfg.DataDir
 	s := &server{t: t, dataDir: dataDir, d: d, srv: grpc.NewServer(), admin: d.AdminToken()}
 	d.Register(s.srv)
 	go s.srv.Serve(lis)
@@ -201,7 +211,7 @@ func TestAverageByPathAndUpload(t *testing.T) {
 	c := s.client()
 
 	up := upload(ctx, t, c, "org2.csv", orgCSV(t, 2))
-	for _, inputs := range [][]*hostv1.Input{
+	for i, inputs := range [][]*hostv1.Input{
 		{
 			{Name: "org1.csv", Source: &hostv1.Input_Path{Path: orgCSV(t, 1)}},
 			{Name: "org2.csv", Source: &hostv1.Input_Path{Path: orgCSV(t, 2)}},
@@ -211,8 +221,9 @@ func TestAverageByPathAndUpload(t *testing.T) {
 			{Name: "b.csv", Source: &hostv1.Input_UploadId{UploadId: up}},
 		},
 	} {
+		noBackups := i == 1 // the run's policy, from the request
 		resp, err := c.CreateTask(ctx, &hostv1.CreateTaskRequest{
-			App: averageApp(t), ParamsJson: `{"column":"age"}`, Inputs: inputs,
+			App: averageApp(t), ParamsJson: `{"column":"age"}`, Inputs: inputs, NoBackups: noBackups,
 		})
 		require.NoError(t, err)
 		id := resp.GetTask().GetTaskId()
@@ -239,6 +250,12 @@ func TestAverageByPathAndUpload(t *testing.T) {
 		require.Equal(t, "task_ended", kinds[len(kinds)-1])
 		require.Contains(t, kinds, "task_finished")
 		require.Equal(t, hostv1.TaskState_TASK_STATE_FINISHED, all[len(all)-1].GetState())
+		require.Equal(t, "task_started", kinds[2])
+		if noBackups {
+			require.Contains(t, all[2].GetReason(), "no backups")
+		} else {
+			require.Contains(t, all[2].GetReason(), "backups after 2 times the median attempt (1s at least)")
+		}
 		requireIncreasing(t, all)
 		mid := len(all) / 2
 		rest, err := watch(ctx, c, &hostv1.WatchTaskRequest{TaskId: id, Cursor: all[mid].GetCursor()})

@@ -45,19 +45,22 @@
 //	gtask.db          the store (bbolt): tokens, tasks, events, uploads
 //	tasks/ID/         task ID's host.RunConfig.WorkDir: requestor/, logs/, events.jsonl...
 //	staged/ID/        task ID's inputs, copied (an upload: linked) at CreateTask
-//	uploads/UID       uploaded files
+//	uploads/UID       uploaded files, kept Config.UploadTTL (see Uploads)
 //
 // bbolt locks gtask.db: one Daemon per data dir at a time. `gtask token
 // create` on a stopped daemon opens it, calls CreateToken and closes it.
 //
 // # Store and durability
 //
-// Tokens are kept as SHA-256 hashes only: {user, admin, family task}.
-// A task record holds its app, runtime, owner, parent and children, params,
-// staged inputs, options, state, reason, times, last progress, outputs and
-// number of starts. Events (the runs' host.Events, converted, and the
-// daemon's own task_queued, run_started, run_resumed, task_killed,
-// task_ended) are appended under a cursor that increases across all tasks.
+// Tokens are kept as SHA-256 hashes only: {user, admin, family task}; of
+// a family token whose task has ended, only the hash and the task's id,
+// to refuse it by name. A task record holds its app, runtime, owner,
+// parent and children, params, staged inputs, options, state, reason,
+// times, last progress, outputs, number of starts, its family tokens'
+// hashes and, once a KillTask decided to kill it, the kill's reason.
+// Events (the runs' host.Events, converted, and the daemon's own
+// task_queued, run_started, run_resumed, task_killed, task_ended) are
+// appended under a cursor that increases across all tasks.
 //
 // One goroutine writes the store. Every state change and event is
 // committed (fsync) before anyone can see it; writes queued while a commit
@@ -74,9 +77,17 @@
 // fresh for each start of a task's requestor) acts for the task's owner
 // within the task's tree: any task outside it is PERMISSION_DENIED, and
 // the tasks it creates are children of its task unless it names a
-// descendant as parent_id. Family tokens stay valid after their task
-// ends, but an ended task takes no more children. An upload is usable by
-// its uploader's user only.
+// descendant as parent_id. A family token ends with its task: the commit
+// that stores the task FINISHED, FAILED, ABORTED or KILLED deletes it, and
+// from then on a call with it is UNAUTHENTICATED, "the family token of
+// task ID is no longer valid: the task has ended (killed)...".
+// UNAUTHENTICATED rather than PERMISSION_DENIED because the token itself
+// has expired, for every call, rather than the right to one call: the
+// CLI then says the daemon refused the token. The task's own Merge, which
+// runs before the task is stored ended, still has it (examples/sweep
+// reads its children's results so). A family token an older gtask stored,
+// and kept after its task ended, is refused the same, and deleted at the
+// next Start. An upload is usable by its uploader's user only.
 //
 // # Running a task
 //
@@ -104,17 +115,39 @@
 // sets no environment per role: a docker requestor gets no family token,
 // and cannot submit child tasks.
 //
+// # Uploads
+//
+// UploadInput stores a file in uploads/ for its user. It is reusable: any
+// number of the user's CreateTask may name it, until Config.UploadTTL
+// (default 24 h) after its upload; then it is removed, record and file,
+// by a sweep the daemon runs at Start and then every UploadTTL/4, or
+// hourly when that is longer, so that old uploads do not pile up. A task
+// keeps what it took: CreateTask hard-links the upload into staged/ID/
+// (or copies it, where a link fails), so removing the upload costs the
+// task nothing, and a single-use upload would save no space. A CreateTask
+// racing with the sweep is safe: the task is stored only if, in that very commit, its
+// uploads' records still exist, and the sweep deletes the records (in one
+// commit) before it removes the files, so a task stored has linked its
+// input first; otherwise CreateTask is INVALID_ARGUMENT and says to upload
+// the file again. Files of uploads/ that no record names (an upload cut
+// short by a crash) go too, once as old as UploadTTL and at least an
+// hour.
+//
 // # Killing
 //
 // KillTask(ID) marks every QUEUED or RUNNING task of ID's tree as dying
 // (from then on CreateTask refuses a child under any of them,
-// FAILED_PRECONDITION, as it does under any task that has ended), cancels
+// FAILED_PRECONDITION, as it does under any task that has ended) and
+// stores that intent, in one commit, on each of them; then it cancels
 // each run (cause "killed"), waits until host.Run has returned for every
 // one (all their processes gone), and stores them KILLED (task_killed,
 // task_ended), with reason "killed by USER" for ID and "its parent P was
 // killed" below it. Tasks that had ended keep their state; the answer
 // lists the tasks it killed. A task that ended by itself during the kill
-// keeps its end.
+// keeps its end. The kill is durable: if the daemon stops (Close, kill
+// -9) once the intent is stored and before the end is, the next Start
+// stores those tasks KILLED, with the same reasons and events, instead of
+// resuming them.
 //
 // # Watching, logs, results
 //
@@ -146,8 +179,8 @@
 // with host.RunConfig.Resume (same WorkDir, same TaskID; starts+1,
 // run_resumed): a gtask app's requestor reopens its state, so parts it
 // had verified are not computed again; subtasks in flight are. A kill in
-// progress when the daemon stops is not finished by the next start: its
-// tasks are resumed.
+// progress when the daemon stopped is finished instead (see Killing): its
+// tasks end KILLED and do not run again.
 //
 // A kill -9 of the daemon leaves the same state behind (its children die
 // with it: host.ProcessLauncher sets the parent death signal), but for

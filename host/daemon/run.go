@@ -165,6 +165,9 @@ func (d *Daemon) run(ctx context.Context, r *taskRun, t *taskRec) {
 		if ended(cur.State) {
 			return fmt.Errorf("task %s has ended (%s)", t.ID, cur.State)
 		}
+		if cur.Killing != "" {
+			return errKilled // the kill stores its end
+		}
 		resume = cur.Starts > 0
 		if resume && rec != nil {
 			if dropped, added, err = reconcile(tx, cur, rec); err != nil {
@@ -175,6 +178,7 @@ func (d *Daemon) run(ctx context.Context, r *taskRun, t *taskRec) {
 			if err := putToken(tx, family); err != nil {
 				return err
 			}
+			cur.FamilyTokens = append(cur.FamilyTokens, family.Hash)
 		}
 		cur.Starts++
 		cur.State = hostv1.TaskState_TASK_STATE_RUNNING
@@ -191,6 +195,10 @@ func (d *Daemon) run(ctx context.Context, r *taskRun, t *taskRec) {
 		}
 		return appendEvent(tx, daemonEvent(cur, kind, reason, now))
 	})
+	if errors.Is(err, errKilled) {
+		log.Info("task not started: it is being killed")
+		return
+	}
 	if err != nil {
 		log.Error("task cannot start", "err", err)
 		return
@@ -224,6 +232,7 @@ func (d *Daemon) run(ctx context.Context, r *taskRun, t *taskRec) {
 		SubtaskTimeout: t.SubtaskTimeout,
 		Timeout:        t.Timeout,
 		MaxAttempts:    int(t.MaxAttempts),
+		Backups:        host.Backups{Off: t.NoBackups},
 		Gate:           d.pool.Gate(t.ID),
 		Resume:         resume,
 		OnEvent: func(ev host.Event) {
@@ -327,14 +336,27 @@ func (d *Daemon) skipped(id string, seq int64) {
 	}
 }
 
-// endTask sets t's final state and appends task_ended.
+// endTask sets t's final state, deletes its family tokens (they end with
+// it) and appends task_ended.
 func endTask(tx *bolt.Tx, t *taskRec, state hostv1.TaskState, reason string, outputs []string, now time.Time) error {
 	t.State, t.Reason, t.Ended, t.Outputs = state, reason, now, outputs
 	t.Progress.Computing, t.Progress.Verifying = 0, 0
+	if err := revokeFamily(tx, t); err != nil {
+		return err
+	}
 	if err := putTask(tx, t); err != nil {
 		return err
 	}
 	return appendEvent(tx, daemonEvent(t, KindEnded, reason, now))
+}
+
+// killedTask stores t KILLED for reason: task_killed, then task_ended.
+func killedTask(tx *bolt.Tx, t *taskRec, reason string, now time.Time) error {
+	t.State = hostv1.TaskState_TASK_STATE_KILLED
+	if err := appendEvent(tx, daemonEvent(t, KindKilled, reason, now)); err != nil {
+		return err
+	}
+	return endTask(tx, t, hostv1.TaskState_TASK_STATE_KILLED, reason, nil, now)
 }
 
 // launcher makes t's launcher: its app resolved (built when it is a Go

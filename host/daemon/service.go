@@ -92,7 +92,8 @@ func (s *service) CreateTask(ctx context.Context, req *hostv1.CreateTaskRequest)
 	t := &taskRec{
 		App: req.GetApp(), Runtime: req.GetRuntime(), Owner: c.user, Params: req.GetParamsJson(),
 		MaxSubtasks: req.GetMaxSubtasks(), Providers: req.GetProviders(), MaxAttempts: req.GetMaxAttempts(),
-		Timeout: req.GetTimeout().AsDuration(), SubtaskTimeout: req.GetSubtaskTimeout().AsDuration(),
+		NoBackups: req.GetNoBackups(),
+		Timeout:   req.GetTimeout().AsDuration(), SubtaskTimeout: req.GetSubtaskTimeout().AsDuration(),
 		State: hostv1.TaskState_TASK_STATE_QUEUED,
 	}
 	if err := validate(t, req); err != nil {
@@ -112,6 +113,13 @@ func (s *service) CreateTask(ctx context.Context, req *hostv1.CreateTaskRequest)
 	t.Inputs = inputs
 
 	d.mu.Lock()
+	hook := d.hooks.afterStage
+	d.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+
+	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closing {
 		_ = os.RemoveAll(d.stagedDir(t.ID))
@@ -123,6 +131,20 @@ func (s *service) CreateTask(ctx context.Context, req *hostv1.CreateTaskRequest)
 	}
 	t.Created = time.Now().UTC()
 	err = d.w.update(func(tx *bolt.Tx) error {
+		// An upload staged above may have been swept since: the task is
+		// stored only if each of its uploads still is, in this commit, so
+		// that it never lacks an input (see sweepUploads).
+		for i, in := range t.Inputs {
+			if up, ok := strings.CutPrefix(in.Source, "upload:"); ok {
+				rec, err := getJSON[uploadRec](tx.Bucket(bUploads), []byte(up))
+				if errors.Is(err, errNotFound) || (err == nil && rec.User != c.user) {
+					return d.noUpload(i, up)
+				}
+				if err != nil {
+					return err
+				}
+			}
+		}
 		if t.Parent != "" {
 			p, err := c.task(tx, t.Parent)
 			if status.Code(err) == codes.NotFound {
@@ -131,9 +153,9 @@ func (s *service) CreateTask(ctx context.Context, req *hostv1.CreateTaskRequest)
 			if err != nil {
 				return err
 			}
-			if ended(p.State) || d.dying[p.ID] {
+			if ended(p.State) || d.dying[p.ID] || p.Killing != "" {
 				state := p.State
-				if d.dying[p.ID] {
+				if !ended(state) {
 					state = hostv1.TaskState_TASK_STATE_KILLED
 				}
 				return status.Errorf(codes.FailedPrecondition, "parent task %s is %s: it takes no more children", p.ID, stateName(state))
@@ -242,7 +264,7 @@ func (d *Daemon) stage(c caller, id string, inputs []*hostv1.Input) ([]inputRec,
 				return err
 			})
 			if errors.Is(err, errNotFound) || (err == nil && rec.User != c.user) {
-				return nil, status.Errorf(codes.InvalidArgument, "inputs[%d]: no upload %s", i, up)
+				return nil, d.noUpload(i, up)
 			}
 			if err != nil {
 				return nil, internal(err)
@@ -272,6 +294,17 @@ func (d *Daemon) stage(c caller, id string, inputs []*hostv1.Input) ([]inputRec,
 		out = append(out, inputRec{Name: in.GetName(), Staged: dst, Source: source})
 	}
 	return out, nil
+}
+
+// noUpload is CreateTask's answer for inputs[i], upload id, which the
+// caller does not have.
+func (d *Daemon) noUpload(i int, id string) error {
+	if d.cfg.UploadTTL < 0 {
+		return status.Errorf(codes.InvalidArgument, "inputs[%d]: no upload %s of yours", i, id)
+	}
+	return status.Errorf(codes.InvalidArgument,
+		"inputs[%d]: no upload %s of yours: unknown, or removed (uploads are kept %s after their upload): upload the file again",
+		i, id, d.cfg.UploadTTL)
 }
 
 // taskProto is t as the API says it.
@@ -619,8 +652,10 @@ func (s *service) KillTask(ctx context.Context, req *hostv1.KillTaskRequest) (*h
 }
 
 // kill kills task id's tree for c: marks every live task of it dying
-// (no child may be created under them from then on), ends their runs,
-// waits for every run to be over, and stores them KILLED.
+// (no child may be created under them from then on) and stores that
+// intent, ends their runs, waits for every run to be over, and stores
+// them KILLED. A daemon stopped after the intent was stored finishes the
+// kill at its next Start (see finishKills).
 func (d *Daemon) kill(c caller, id string) ([]string, error) {
 	d.mu.Lock()
 	if d.closing {
@@ -647,6 +682,37 @@ func (d *Daemon) kill(c caller, id string) ([]string, error) {
 		d.mu.Unlock()
 		return nil, err
 	}
+	reasons := make(map[string]string, len(victims))
+	for _, t := range victims {
+		reasons[t.ID] = "killed by " + c.String()
+		if t.ID != id {
+			reasons[t.ID] = fmt.Sprintf("its parent %s was killed", t.Parent)
+		}
+	}
+	// The intent, on disk before any run is touched, d.mu held so that no
+	// child is created under a victim meanwhile.
+	if len(victims) > 0 {
+		err = d.w.update(func(tx *bolt.Tx) error {
+			for _, v := range victims {
+				t, err := getTask(tx, v.ID)
+				if err != nil {
+					return err
+				}
+				if ended(t.State) {
+					continue
+				}
+				t.Killing = reasons[t.ID]
+				if err := putTask(tx, t); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			d.mu.Unlock()
+			return nil, fmt.Errorf("storing the kill of task %s: %w", id, err)
+		}
+	}
 	var runs []*taskRun
 	for _, t := range victims {
 		d.dying[t.ID] = true
@@ -654,6 +720,7 @@ func (d *Daemon) kill(c caller, id string) ([]string, error) {
 			runs = append(runs, r)
 		}
 	}
+	hook := d.hooks.afterKillIntent
 	d.mu.Unlock()
 	defer func() {
 		d.mu.Lock()
@@ -662,6 +729,9 @@ func (d *Daemon) kill(c caller, id string) ([]string, error) {
 		}
 		d.mu.Unlock()
 	}()
+	if hook != nil {
+		hook()
+	}
 
 	for _, r := range runs {
 		r.stop(errKilled)
@@ -681,15 +751,7 @@ func (d *Daemon) kill(c caller, id string) ([]string, error) {
 			if ended(t.State) {
 				continue // it ended by itself meanwhile
 			}
-			reason := "killed by " + c.String()
-			if t.ID != id {
-				reason = fmt.Sprintf("its parent %s was killed", t.Parent)
-			}
-			t.State = hostv1.TaskState_TASK_STATE_KILLED
-			if err := appendEvent(tx, daemonEvent(t, KindKilled, reason, now)); err != nil {
-				return err
-			}
-			if err := endTask(tx, t, hostv1.TaskState_TASK_STATE_KILLED, reason, nil, now); err != nil {
+			if err := killedTask(tx, t, reasons[t.ID], now); err != nil {
 				return err
 			}
 			killed = append(killed, t.ID)

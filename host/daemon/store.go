@@ -30,8 +30,12 @@ var (
 	bEvents     = []byte("events")      // cursor (8 bytes) -> hostv1.Event (protobuf)
 	bTaskEvents = []byte("task_events") // task id, 0, cursor (8 bytes) -> nil
 	bUploads    = []byte("uploads")     // upload id -> uploadRec (JSON)
+	// bEndedTokens remembers the family tokens whose task has ended, to
+	// refuse them by name: sha256(token) -> task id. The token's record
+	// in bTokens is gone.
+	bEndedTokens = []byte("ended_tokens")
 
-	allBuckets = [][]byte{bTokens, bTasks, bOrder, bEvents, bTaskEvents, bUploads}
+	allBuckets = [][]byte{bTokens, bTasks, bOrder, bEvents, bTaskEvents, bUploads, bEndedTokens}
 )
 
 // errNotFound is what the store's getters return for a missing record.
@@ -71,6 +75,7 @@ type taskRec struct {
 	MaxSubtasks    int32            `json:"max_subtasks,omitempty"`
 	Providers      int32            `json:"providers,omitempty"`
 	MaxAttempts    int32            `json:"max_attempts,omitempty"`
+	NoBackups      bool             `json:"no_backups,omitempty"`
 	Timeout        time.Duration    `json:"timeout,omitempty"`
 	SubtaskTimeout time.Duration    `json:"subtask_timeout,omitempty"`
 	State          hostv1.TaskState `json:"state"`
@@ -85,6 +90,13 @@ type taskRec struct {
 	// stopped it (Close): those events are in the task's events.jsonl but
 	// not in the store, on purpose, and a resume does not recover them.
 	Skipped int64 `json:"skipped,omitempty"`
+	// FamilyTokens are the hashes of the family tokens its requestor got,
+	// one per start: deleted when the task ends.
+	FamilyTokens [][]byte `json:"family_tokens,omitempty"`
+	// Killing is set, to the reason the kill gives, once a KillTask has
+	// decided to kill the task: a daemon stopped before the kill stored
+	// its end finishes it at the next Start instead of resuming the task.
+	Killing string `json:"killing,omitempty"`
 }
 
 type progressRec struct {
@@ -202,6 +214,63 @@ func lookupToken(tx *bolt.Tx, token string) (*tokenRec, error) {
 		return nil, errNotFound
 	}
 	return rec, nil
+}
+
+// revokeFamily deletes the family tokens of t, which is ending, and
+// remembers each in bEndedTokens, so that a call with one is refused with
+// t's name rather than as an unknown token. The caller stores t.
+func revokeFamily(tx *bolt.Tx, t *taskRec) error {
+	for _, h := range t.FamilyTokens {
+		if err := revokeToken(tx, h, t.ID); err != nil {
+			return err
+		}
+	}
+	t.FamilyTokens = nil
+	return nil
+}
+
+func revokeToken(tx *bolt.Tx, hash []byte, task string) error {
+	if err := tx.Bucket(bTokens).Delete(hash); err != nil {
+		return err
+	}
+	return tx.Bucket(bEndedTokens).Put(hash, []byte(task))
+}
+
+// revokeEndedFamilies deletes, as revokeFamily does, the family tokens
+// of tasks that have ended (or are gone) which an older gtask, which kept
+// them, left in bTokens. It answers how many it deleted.
+func revokeEndedFamilies(tx *bolt.Tx) (int, error) {
+	type stale struct {
+		hash []byte
+		task string
+	}
+	var todo []stale
+	err := tx.Bucket(bTokens).ForEach(func(k, v []byte) error {
+		var rec tokenRec
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("token record: %w", err)
+		}
+		if rec.Task == "" {
+			return nil
+		}
+		t, err := getTask(tx, rec.Task)
+		if err != nil && !errors.Is(err, errNotFound) {
+			return err
+		}
+		if t == nil || ended(t.State) {
+			todo = append(todo, stale{bytes.Clone(k), rec.Task})
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, s := range todo {
+		if err := revokeToken(tx, s.hash, s.task); err != nil {
+			return 0, err
+		}
+	}
+	return len(todo), nil
 }
 
 // appendEvent stores ev under the next cursor, which it sets.

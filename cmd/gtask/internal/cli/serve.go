@@ -38,6 +38,7 @@ type serveFlags struct {
 	listen      string
 	http        string
 	slots       int
+	uploadTTL   time.Duration
 	insecureAny bool
 }
 
@@ -47,7 +48,9 @@ HTTP/JSON on --http (e.g. GET /v1/tasks/ID), where people and programs
 submit tasks, watch them, read their logs, kill them and take their
 results. Tasks run with at most --slots providers at once, shared among
 them. Everything the daemon knows (tasks, their work dirs, tokens) is in
---data-dir.
+--data-dir. An uploaded input ('gtask submit --input') may serve any
+number of tasks for --upload-ttl after its upload, then it is removed
+(the tasks keep their own copy).
 
 Every call needs a token ("authorization: Bearer TOKEN"; over HTTP the
 Authorization header). On its first start with a data dir, serve prints an
@@ -90,6 +93,7 @@ func newServeCommand(_, stderr io.Writer) *cobra.Command {
 	fl.StringVar(&f.listen, "listen", defaultListen, "the gRPC address (a port of 0 picks a free one)")
 	fl.StringVar(&f.http, "http", defaultHTTP, `the HTTP/JSON address; "" or "off": none`)
 	fl.IntVar(&f.slots, "slots", 0, "provider slots shared by the running tasks (default: the number of CPUs)")
+	fl.DurationVar(&f.uploadTTL, "upload-ttl", daemon.DefaultUploadTTL, "how long an uploaded input is kept for new tasks after its upload, then removed (negative: for ever)")
 	fl.BoolVar(&f.insecureAny, "insecure-listen-any", false, "allow addresses that are not loopback, though tokens travel in plaintext")
 	return cmd
 }
@@ -151,6 +155,9 @@ func serve(ctx context.Context, f serveFlags, stderr io.Writer) error {
 	if f.slots < 0 {
 		return badInput("--slots is %d; it must be at least 0 (0: the number of CPUs)", f.slots)
 	}
+	if f.uploadTTL == 0 {
+		return badInput("--upload-ttl is 0; want how long to keep an upload (default %s), or a negative duration to keep uploads for ever", daemon.DefaultUploadTTL)
+	}
 	httpOn := f.http != "" && f.http != "off"
 	if err := checkLoopback("listen", f.listen, f.insecureAny); err != nil {
 		return err
@@ -185,11 +192,12 @@ func serve(ctx context.Context, f serveFlags, stderr io.Writer) error {
 
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	d, err := daemon.Open(ctx, daemon.Config{
-		DataDir:  dataDir,
-		Slots:    f.slots,
-		HostAddr: grpcAddr,
-		CacheDir: appbuild.DefaultCacheDir(),
-		Logger:   log,
+		DataDir:   dataDir,
+		Slots:     f.slots,
+		UploadTTL: f.uploadTTL,
+		HostAddr:  grpcAddr,
+		CacheDir:  appbuild.DefaultCacheDir(),
+		Logger:    log,
 	})
 	if err != nil {
 		return hostError("opening the daemon's data dir %s: %w", dataDir, err)

@@ -164,7 +164,8 @@ func TestServe(t *testing.T) {
 
 	// submit --wait, then results.
 	code, stdout, stderr := g.run(t, "submit", average, "--params", `{"column": "age"}`,
-		"--input", filepath.Join(average, "testdata", "org1.csv"), "--input", filepath.Join(average, "testdata", "org2.csv"), "--wait")
+		"--input", filepath.Join(average, "testdata", "org1.csv"), "--input", filepath.Join(average, "testdata", "org2.csv"),
+		"--backups=false", "--wait")
 	require.Equal(t, ExitOK, code, stderr)
 	id := strings.TrimSpace(stdout)
 	require.NotEmpty(t, id)
@@ -189,6 +190,9 @@ func TestServe(t *testing.T) {
 		ev := &hostv1.Event{}
 		require.NoError(t, protojson.Unmarshal([]byte(line), ev), "line %q", line)
 		assert.Equal(t, id, ev.GetTaskId())
+		if ev.GetKind() == "task_started" {
+			assert.Contains(t, ev.GetReason(), "no backups", "submit --backups=false reaches the run")
+		}
 		last = ev
 	}
 	require.NotNil(t, last)

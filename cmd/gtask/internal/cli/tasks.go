@@ -123,6 +123,7 @@ type submitFlags struct {
 	timeout        time.Duration
 	subtaskTimeout time.Duration
 	maxAttempts    int
+	backups        bool
 	wait           bool
 }
 
@@ -160,6 +161,7 @@ With --wait: 0 the task finished, 1 it failed, was aborted or killed.`,
 	fl.DurationVar(&f.timeout, "timeout", 0, "abort the task when it runs longer (default: no limit)")
 	fl.DurationVar(&f.subtaskTimeout, "subtask-timeout", 0, "fail an attempt that takes longer (default: the daemon's, 5m)")
 	fl.IntVar(&f.maxAttempts, "max-attempts", 0, "abort the task at this many failed attempts (default: the daemon's)")
+	fl.BoolVar(&f.backups, "backups", true, "at the end of the task, compute a copy of a slow subtask on an idle slot; the first copy computed wins (see 'gtask run --help')")
 	fl.BoolVar(&f.wait, "wait", false, "wait for the task to end, as 'gtask wait'")
 	addHostFlags(cmd, &f.hostFlags)
 	return cmd
@@ -196,6 +198,7 @@ func submit(ctx context.Context, app string, f submitFlags, stdout, stderr io.Wr
 			App: app, Params: params, Inputs: inputs, InputsByPath: f.inputsByPath,
 			Runtime: rt, Parent: f.parent, Providers: f.providers, MaxSubtasks: f.subtasks,
 			Timeout: f.timeout, SubtaskTimeout: f.subtaskTimeout, MaxAttempts: f.maxAttempts,
+			NoBackups: !f.backups,
 		})
 		if err != nil {
 			return err

@@ -31,6 +31,7 @@ func TestClientCommandsBadInput(t *testing.T) {
 		{"bad host", []string{"get", "x", "--host", "nohost", "--token", "t"}, "HOST:PORT"},
 		{"token no user", []string{"token", "create"}, "--user is required"},
 		{"serve negative slots", []string{"serve", "--slots", "-2"}, "--slots is -2"},
+		{"serve zero upload ttl", []string{"serve", "--upload-ttl", "0"}, "--upload-ttl is 0"},
 		{"serve any", []string{"serve", "--listen", ":7878"}, "every interface"},
 		{"serve http any", []string{"serve", "--listen", "127.0.0.1:0", "--http", "10.1.2.3:80"}, "--http"},
 	}

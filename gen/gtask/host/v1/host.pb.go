@@ -281,7 +281,13 @@ type CreateTaskRequest struct {
 	// Each attempt's limit; unset: the host's default (5 min).
 	SubtaskTimeout *durationpb.Duration `protobuf:"bytes,9,opt,name=subtask_timeout,json=subtaskTimeout,proto3" json:"subtask_timeout,omitempty"`
 	// The task's bound on failed attempts; 0: the host's default.
-	MaxAttempts   int32 `protobuf:"varint,10,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
+	MaxAttempts int32 `protobuf:"varint,10,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
+	// Turn backups off: by default, once the app has nothing left to hand
+	// out, an idle slot computes a copy of a slow subtask and the first copy
+	// computed is verified (see the host package's Backups). Set it for an
+	// app whose Compute does something beyond writing its output that must
+	// not happen twice.
+	NoBackups     bool `protobuf:"varint,11,opt,name=no_backups,json=noBackups,proto3" json:"no_backups,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -384,6 +390,13 @@ func (x *CreateTaskRequest) GetMaxAttempts() int32 {
 		return x.MaxAttempts
 	}
 	return 0
+}
+
+func (x *CreateTaskRequest) GetNoBackups() bool {
+	if x != nil {
+		return x.NoBackups
+	}
+	return false
 }
 
 type CreateTaskResponse struct {
@@ -1729,7 +1742,7 @@ const file_gtask_host_v1_host_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
 	"\tupload_id\x18\x02 \x01(\tH\x00R\buploadId\x12\x14\n" +
 	"\x04path\x18\x03 \x01(\tH\x00R\x04pathB\b\n" +
-	"\x06source\"\xa0\x03\n" +
+	"\x06source\"\xbf\x03\n" +
 	"\x11CreateTaskRequest\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x1f\n" +
 	"\vparams_json\x18\x02 \x01(\tR\n" +
@@ -1742,7 +1755,9 @@ const file_gtask_host_v1_host_proto_rawDesc = "" +
 	"\atimeout\x18\b \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12B\n" +
 	"\x0fsubtask_timeout\x18\t \x01(\v2\x19.google.protobuf.DurationR\x0esubtaskTimeout\x12!\n" +
 	"\fmax_attempts\x18\n" +
-	" \x01(\x05R\vmaxAttempts\"=\n" +
+	" \x01(\x05R\vmaxAttempts\x12\x1d\n" +
+	"\n" +
+	"no_backups\x18\v \x01(\bR\tnoBackups\"=\n" +
 	"\x12CreateTaskResponse\x12'\n" +
 	"\x04task\x18\x01 \x01(\v2\x13.gtask.host.v1.TaskR\x04task\"\xc6\x04\n" +
 	"\x04Task\x12\x17\n" +
