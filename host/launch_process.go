@@ -83,8 +83,12 @@ const (
 	// app that writes megabytes without a newline.
 	maxHeldLine = 8 << 20
 	// stdoutBuf is the read buffer on the app's stdout; a line up to this
-	// long goes to the log straight from it.
-	stdoutBuf = 64 << 10
+	// long goes to the log straight from it, a longer one through a buffer
+	// of its own. An app's stdout is mostly its readiness line (its log
+	// goes to stderr, straight to the file): a small buffer spares each
+	// start a large allocation, the most a provider's start allocated in
+	// the host.
+	stdoutBuf = 8 << 10
 	// maxReadyLine bounds the lines parsed as a readiness line, which is
 	// short; longer lines are not looked at.
 	maxReadyLine = 1024
@@ -126,7 +130,7 @@ func (l ProcessLauncher) Start(ctx context.Context, role Role, workDir, logPath 
 			return nil, fail(err)
 		}
 	}
-	logf, err := openAppLog(logPath)
+	logf, err := openLog(logPath)
 	if err != nil {
 		return nil, fail(err)
 	}
@@ -149,7 +153,7 @@ func (l ProcessLauncher) Start(ctx context.Context, role Role, workDir, logPath 
 	// The stdout pipe is the launcher's own rather than exec's, so that
 	// Wait returns when the app exits, not when everything holding the pipe
 	// has: the instance kills the leftovers of the group first (see wait).
-	pr, pw, err := os.Pipe()
+	pr, pw, err := stdoutPipe()
 	if err != nil {
 		logf.Close()
 		return nil, fail(fmt.Errorf("stdout pipe: %w", err))
@@ -362,8 +366,12 @@ func (p *procInstance) wait(pr *os.File) {
 		p.reaped = true
 		p.mu.Unlock()
 	}
-	_ = pr.SetReadDeadline(time.Now().Add(drainTimeout))
-	<-p.drained
+	select {
+	case <-p.drained: // stdout ended first: no deadline to set, no timer
+	default:
+		_ = pr.SetReadDeadline(time.Now().Add(drainTimeout))
+		<-p.drained
+	}
 	pr.Close()
 	p.logf.Close()
 	if err != nil {

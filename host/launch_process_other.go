@@ -22,6 +22,12 @@ func signalGroup(p *os.Process, sig syscall.Signal) error {
 	return p.Signal(sig)
 }
 
+// openLog opens the app's log (see openAppLog).
+func openLog(path string) (*os.File, error) { return openAppLog(path) }
+
+// stdoutPipe returns the pipe for the app's stdout.
+func stdoutPipe() (r, w *os.File, err error) { return os.Pipe() }
+
 // waitExited cannot wait without reaping here; the instance reaps the app
 // without it.
 func waitExited(int) error { return errors.ErrUnsupported }
