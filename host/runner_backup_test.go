@@ -57,6 +57,30 @@ func backupConfig(t *testing.T, l host.Launcher, evs *eventLog, parts int) host.
 	return cfg
 }
 
+// runFinished runs cfg, as runTask does, and requires the task to finish
+// with the squares of parts parts.
+func runFinished(t *testing.T, l *trackLauncher, cfg host.RunConfig, evs *eventLog, parts int) *host.Result {
+	t.Helper()
+	res, err := runTask(t, l, cfg, evs)
+	require.NoError(t, err)
+	require.Equal(t, host.Finished, res.Outcome, res.Reason)
+	assert.Equal(t, wantSquares(parts, 0), readOutput(t, res))
+	return res
+}
+
+// stallFirst is an app whose first Compute of part 0 stalls until the host
+// calls it off; every other is honest.
+func stallFirst() *sqApp {
+	calls := newCopyCalls()
+	return &sqApp{compute: func(ctx context.Context, s *sdk.Subtask[sqPart], honest func() (string, error)) (string, error) {
+		if s.Part == 0 && calls.call() == 1 {
+			<-ctx.Done()
+			return "", ctx.Err()
+		}
+		return honest()
+	}}
+}
+
 // part0 returns the events of kind about part 0.
 func part0(evs *eventLog, kind host.EventKind) []host.Event {
 	var out []host.Event
@@ -80,20 +104,9 @@ func TestRunBackupBeatsStall(t *testing.T) {
 }
 
 func testRunBackupBeatsStall(t *testing.T, direct bool) {
-	calls := newCopyCalls()
-	app := &sqApp{compute: func(ctx context.Context, s *sdk.Subtask[sqPart], honest func() (string, error)) (string, error) {
-		if s.Part == 0 && calls.call() == 1 {
-			<-ctx.Done() // stalls until the host calls it off
-			return "", ctx.Err()
-		}
-		return honest()
-	}}
-	l := sqLauncherOn(direct, app)
+	l := sqLauncherOn(direct, stallFirst())
 	evs := &eventLog{}
-	res, err := runTask(t, l, backupConfig(t, l, evs, 4), evs)
-	require.NoError(t, err)
-	require.Equal(t, host.Finished, res.Outcome, res.Reason)
-	assert.Equal(t, wantSquares(4, 0), readOutput(t, res))
+	res := runFinished(t, l, backupConfig(t, l, evs, 4), evs, 4)
 
 	assigned := part0(evs, host.EventSubtaskAssigned)
 	require.Len(t, assigned, 1, "part 0 was handed out once")
@@ -158,10 +171,7 @@ func TestRunBackupLoses(t *testing.T) {
 	}}
 	l := sqLauncher(app)
 	evs := &eventLog{}
-	res, err := runTask(t, l, backupConfig(t, l, evs, 3), evs)
-	require.NoError(t, err)
-	require.Equal(t, host.Finished, res.Outcome, res.Reason)
-	assert.Equal(t, wantSquares(3, 0), readOutput(t, res))
+	res := runFinished(t, l, backupConfig(t, l, evs, 3), evs, 3)
 
 	computed := part0(evs, host.EventSubtaskComputed)
 	require.Len(t, computed, 1)
@@ -212,10 +222,7 @@ func TestRunBackupCopyFails(t *testing.T) {
 			once.Do(func() { close(failed) })
 		}
 	}
-	res, err := runTask(t, l, cfg, evs)
-	require.NoError(t, err)
-	require.Equal(t, host.Finished, res.Outcome, res.Reason)
-	assert.Equal(t, wantSquares(3, 0), readOutput(t, res))
+	res := runFinished(t, l, cfg, evs, 3)
 
 	fails := evs.ofKind(host.EventComputeFailed)
 	require.Len(t, fails, 1)
@@ -255,10 +262,7 @@ func TestRunBackupAllCopiesFail(t *testing.T) {
 	}}
 	l := sqLauncher(app)
 	evs := &eventLog{}
-	res, err := runTask(t, l, backupConfig(t, l, evs, 3), evs)
-	require.NoError(t, err)
-	require.Equal(t, host.Finished, res.Outcome, res.Reason)
-	assert.Equal(t, wantSquares(3, 0), readOutput(t, res))
+	res := runFinished(t, l, backupConfig(t, l, evs, 3), evs, 3)
 
 	assigned := part0(evs, host.EventSubtaskAssigned)
 	require.Len(t, assigned, 2, "the part is handed out again")
@@ -290,22 +294,12 @@ func TestRunBackupAllCopiesFail(t *testing.T) {
 // TestRunBackupsOff: with backups off, a stalled attempt is only ended by
 // its SubtaskTimeout, and no backup starts.
 func TestRunBackupsOff(t *testing.T) {
-	calls := newCopyCalls()
-	app := &sqApp{compute: func(ctx context.Context, s *sdk.Subtask[sqPart], honest func() (string, error)) (string, error) {
-		if s.Part == 0 && calls.call() == 1 {
-			<-ctx.Done()
-			return "", ctx.Err()
-		}
-		return honest()
-	}}
-	l := sqLauncher(app)
+	l := sqLauncher(stallFirst())
 	evs := &eventLog{}
 	cfg := backupConfig(t, l, evs, 3)
 	cfg.Backups.Off = true
 	cfg.SubtaskTimeout = time.Second
-	res, err := runTask(t, l, cfg, evs)
-	require.NoError(t, err)
-	assert.Equal(t, wantSquares(3, 0), readOutput(t, res))
+	res := runFinished(t, l, cfg, evs, 3)
 	assert.Empty(t, evs.ofKind(host.EventBackupStarted))
 	failed := evs.ofKind(host.EventComputeFailed)
 	require.Len(t, failed, 1)
