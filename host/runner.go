@@ -208,7 +208,9 @@ type RunConfig struct {
 // first, each at most PerSubtask times.
 //
 // A backup is a copy of the same subtask (its id and params; the requestor
-// knows only the node it assigned it to) in a provider dir of its own,
+// knows only the node it assigned it to) on a node that has computed no
+// subtask of the same part, so that replicas stay on nodes of their own as
+// the app chose them (see sdk.WithRedundancy), in a provider dir of its own,
 // providers/{S}.backup{N}/, logging to provider-{S}.backup{N}.log. The
 // first copy whose output passes the host's checks wins: its output goes
 // to subtask_outputs/{S}/ and to verification, once, and the other copies
@@ -428,6 +430,10 @@ type slot struct {
 // params (the same for every attempt at it).
 type partState struct {
 	index    int // the part's index, -1 when unknown
+	// nodes are the nodes that computed, or compute, a subtask of the part
+	// (replicas included): a backup goes to none of them, so that
+	// replicas stay on nodes of their own, as the app chose.
+	nodes    map[string]bool
 	assigned int
 	failures int
 	retries  int
@@ -1086,7 +1092,7 @@ func (r *run) next(ctx context.Context, i int) (*attempt, error) {
 	key := sha256.Sum256(sub.Params)
 	p := r.parts[key]
 	if p == nil {
-		p = &partState{index: partIndex(sub.Params)}
+		p = &partState{index: partIndex(sub.Params), nodes: map[string]bool{}}
 		r.parts[key] = p
 	}
 	p.assigned++
@@ -1120,6 +1126,7 @@ func (r *run) start(a *attempt) {
 	}
 	a.ctx, a.cancel = context.WithCancelCause(r.wctx)
 	a.copies = &copies{members: []*attempt{a}}
+	p.nodes[a.node] = true
 	r.rec.update(func(c *Counts) { c.Assigned++ })
 	r.countRetries(p)
 	r.launch(a, r.subtaskEvent(EventSubtaskAssigned, a))
@@ -1153,14 +1160,15 @@ func (r *run) backUp(now time.Time) time.Time {
 			continue
 		}
 		// The copy computing for the longest whose subtask may have
-		// another backup.
+		// another backup, on a node that has computed none of its part.
 		var (
 			slowest *attempt
 			since   time.Time
 		)
 		for j := range r.slots {
 			a := r.slots[j].a
-			if a == nil || a.copies.succeeded || a.copies.backups >= r.cfg.Backups.PerSubtask {
+			if a == nil || a.copies.succeeded || a.copies.backups >= r.cfg.Backups.PerSubtask ||
+				a.part.nodes[r.slots[i].node] {
 				continue
 			}
 			began := a.began.Load()
@@ -1172,10 +1180,13 @@ func (r *run) backUp(now time.Time) time.Time {
 			}
 		}
 		if slowest == nil {
-			return next
+			continue // another idle slot's node may take one
 		}
 		if due := since.Add(slow); due.After(now) {
-			return due
+			if next.IsZero() || due.Before(next) {
+				next = due
+			}
+			continue
 		}
 		if !r.startBackup(slowest, i, now.Sub(since), med) {
 			return next
@@ -1206,6 +1217,7 @@ func (r *run) startBackup(a *attempt, i int, took, med time.Duration) bool {
 		return false
 	}
 	g.backups++
+	a.part.nodes[b.node] = true
 	r.rec.update(func(c *Counts) { c.Backups++ })
 	ev := r.subtaskEvent(EventBackupStarted, b)
 	ev.Reason = fmt.Sprintf("subtask %s has computed for %s on %s; the run's median attempt takes %s",

@@ -306,3 +306,30 @@ func TestRunBackupsOff(t *testing.T) {
 	assert.Equal(t, host.FailTimeout, failed[0].Fail)
 	assert.Zero(t, res.Counts.Backups)
 }
+
+// TestRunBackupKeepsReplicasApart: with redundancy (every part computed on
+// two nodes), the backup of a stalled replica goes to a node that computed
+// no replica of its part, so that the two results the app compares still
+// come from two nodes.
+func TestRunBackupKeepsReplicasApart(t *testing.T) {
+	l := sqLauncher(stallFirst(), sdk.WithRedundancy(2))
+	evs := &eventLog{}
+	cfg := backupConfig(t, l, evs, 2)
+	cfg.Providers = 3
+	runFinished(t, l, cfg, evs, 2)
+
+	started := evs.ofKind(host.EventBackupStarted)
+	require.Len(t, started, 1)
+	b := started[0]
+	var others []string // the nodes of part 0's other subtasks
+	for _, ev := range part0(evs, host.EventSubtaskAssigned) {
+		if ev.Subtask != b.Subtask {
+			others = append(others, ev.Node)
+		}
+	}
+	require.NotEmpty(t, others, "part 0 has another replica")
+	assert.NotContains(t, others, b.Node, "the backup computes on a node of its own for part 0")
+	computed := part0(evs, host.EventSubtaskComputed)
+	require.Len(t, computed, 2, "two replicas of part 0 were computed")
+	assert.NotEqual(t, computed[0].Node, computed[1].Node)
+}
