@@ -429,7 +429,7 @@ type slot struct {
 // partState is what the run knows of one part, keyed by its subtask
 // params (the same for every attempt at it).
 type partState struct {
-	index    int // the part's index, -1 when unknown
+	index int // the part's index, -1 when unknown
 	// nodes are the nodes that computed, or compute, a subtask of the part
 	// (replicas included): a backup goes to none of them, so that
 	// replicas stay on nodes of their own, as the app chose.
