@@ -96,6 +96,10 @@ const (
 	EventTaskFinished EventKind = "task_finished"
 	EventTaskFailed   EventKind = "task_failed"
 	EventTaskAborted  EventKind = "task_aborted"
+	// EventTaskStopped ends a run stopped with ErrStopped, in place of
+	// those three: the task has not ended, and a Run with
+	// RunConfig.Resume goes on with it (task_resumed).
+	EventTaskStopped EventKind = "task_stopped"
 )
 
 // FailKind says how an attempt failed.
@@ -210,6 +214,10 @@ const (
 	// attempts, RunConfig.Timeout, a task that could not progress, or the
 	// end of Run's ctx.
 	Aborted Outcome = "aborted"
+	// Stopped: the run stopped without ending the task, because Run's ctx
+	// ended with ErrStopped: the task is as the app stored it, for a Run
+	// with RunConfig.Resume to go on with.
+	Stopped Outcome = "stopped"
 )
 
 // Counts are what happened in a run, in numbers.

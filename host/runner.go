@@ -90,6 +90,15 @@ const (
 // restart failed.
 var ErrRequestorDied = errors.New("the requestor died")
 
+// ErrStopped, as the cause that ends Run's ctx (context.WithCancelCause),
+// stops a run without ending its task, for a host that stops now and goes
+// on later (a daemon's restart): every provider is killed and the
+// requestor stopped, as at any end of ctx, but AbortTask is not called, so
+// the task stays as the app stored it for a Run with RunConfig.Resume. Run
+// then returns an error wrapping the cause, and a Result whose Outcome is
+// Stopped; the last event is task_stopped.
+var ErrStopped = errors.New("the run was stopped, to be resumed")
+
 // RunConfig describes one task run. Only Launcher is required; the zero
 // value of every other field works, as each field's doc says.
 type RunConfig struct {
@@ -709,6 +718,9 @@ func (r *run) run(ctx context.Context) (*Result, error) {
 		// Whatever call it cut short, the end of ctx is the reason.
 		runErr = context.Cause(ctx)
 		outcome, reason = Aborted, fmt.Sprintf("cancelled: %v", runErr)
+		if errors.Is(runErr, ErrStopped) {
+			outcome, reason = Stopped, runErr.Error() // not aborted: see ErrStopped
+		}
 	}
 	if runErr != nil && outcome == "" {
 		outcome, reason = Aborted, runErr.Error()
@@ -736,7 +748,9 @@ func (r *run) run(ctx context.Context) (*Result, error) {
 	}
 	res.Outputs, _ = listFiles(res.OutputsDir)
 	res.Counts = r.rec.snapshot()
-	kind := map[Outcome]EventKind{Finished: EventTaskFinished, Failed: EventTaskFailed, Aborted: EventTaskAborted}[outcome]
+	kind := map[Outcome]EventKind{
+		Finished: EventTaskFinished, Failed: EventTaskFailed, Aborted: EventTaskAborted, Stopped: EventTaskStopped,
+	}[outcome]
 	sum := res.Summary()
 	r.emit(Event{Kind: kind, Reason: reason, Summary: &sum})
 	// The last event's write error, too.

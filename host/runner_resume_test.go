@@ -251,3 +251,62 @@ func TestRunResumeKeepsInputs(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, entries, 2, "no temporary file left")
 }
+
+// TestRunStoppedThenResumed: a run whose ctx ends with ErrStopped, once
+// some parts are accepted and others compute, stops without ending the
+// task (no AbortTask: the last event is task_stopped, the Outcome
+// Stopped, every app gone); a Run with Resume over the same work dir then
+// finishes it right without computing the accepted parts again.
+func TestRunStoppedThenResumed(t *testing.T) {
+	workDir := t.TempDir()
+	stuck := &sqApp{compute: func(ctx context.Context, s *sdk.Subtask[sqPart], honest func() (string, error)) (string, error) {
+		if s.Params.I < crashComputes {
+			return honest()
+		}
+		<-ctx.Done()
+		return "", ctx.Err()
+	}}
+	l := track(host.InlineLauncher{Roles: sqRoles(stuck)})
+	ctx, cancel := context.WithCancelCause(t.Context())
+	defer cancel(nil)
+	stop := fmt.Errorf("the host restarts: %w", host.ErrStopped)
+	evs := &eventLog{}
+	cfg := crashConfig(workDir, l)
+	cfg.Backups.Off = true // the stuck parts are to stay stuck
+	done := 0
+	cfg.OnEvent = func(ev host.Event) {
+		evs.add(ev)
+		if ev.Kind == host.EventSubtaskVerified && ev.Verdict == "SUCCESS" {
+			if done++; done == crashComputes {
+				cancel(stop)
+			}
+		}
+	}
+	res, err := host.Run(ctx, cfg)
+	require.ErrorIs(t, err, host.ErrStopped)
+	l.requireAllGone(t)
+	require.NotNil(t, res)
+	assert.Equal(t, host.Stopped, res.Outcome)
+	assert.Equal(t, "the host restarts: the run was stopped, to be resumed", res.Reason)
+	all := evs.all()
+	last := all[len(all)-1]
+	assert.Equal(t, host.EventTaskStopped, last.Kind)
+	assert.Empty(t, evs.ofKind(host.EventTaskAborted))
+	first := accepted(all)
+	require.Len(t, first, crashComputes)
+
+	l2 := track(host.InlineLauncher{Roles: sqRoles(&sqApp{})})
+	evs2 := &eventLog{}
+	cfg2 := crashConfig(workDir, l2)
+	cfg2.Resume = true
+	cfg2.OnEvent = evs2.add
+	res2, err := host.Run(t.Context(), cfg2)
+	require.NoError(t, err)
+	l2.requireAllGone(t)
+	require.Equal(t, host.Finished, res2.Outcome, res2.Reason)
+	assert.Equal(t, wantSquares(crashParts, 0), readOutput(t, res2))
+	assert.Equal(t, host.EventTaskResumed, evs2.all()[0].Kind)
+	for _, ev := range evs2.ofKind(host.EventSubtaskAssigned) {
+		assert.False(t, first[*ev.Part], "part %d was accepted before the stop, and computed again", *ev.Part)
+	}
+}

@@ -75,10 +75,12 @@ const (
 	KindEnded   = "task_ended"
 )
 
-// Causes of a run's end that are not the task's doing.
+// Causes of a run's end that are not the task's doing. A daemon stop ends
+// a run without ending its task (host.ErrStopped: no AbortTask), for the
+// next Start to resume.
 var (
 	errKilled   = errors.New("killed")
-	errStopping = errors.New("the daemon is stopping")
+	errStopping = fmt.Errorf("the daemon is stopping: %w", host.ErrStopped)
 )
 
 // Daemon runs tasks for the users of HostService and keeps everything it

@@ -171,9 +171,10 @@
 // # Stop and restart
 //
 // Close refuses new calls (UNAVAILABLE), ends the streams, and stops every
-// run: it kills the run's requestor first and lets no app start again,
-// then cancels the run, so the requestor's own store is not aborted; what
-// the run says while it stops is not stored (it is in events.jsonl: the
+// run with host.ErrStopped as the cause: the providers are killed and the
+// requestor stopped, but the task is not aborted in the requestor's own
+// store (no AbortTask); what the run says while it stops (task_stopped,
+// the last) is not stored (it is in events.jsonl: the
 // task's seq jumps over it at the restart). The task stays RUNNING in the
 // store. Start, on the next Open, runs every QUEUED or RUNNING task again
 // with host.RunConfig.Resume (same WorkDir, same TaskID; starts+1,

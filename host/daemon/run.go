@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,77 +33,32 @@ type taskRun struct {
 	// lastSeq is the seq of the last event the run handed over, stored
 	// or not.
 	lastSeq atomic.Int64
-
-	mu         sync.Mutex
-	refuse     bool            // start no more apps
-	requestors []host.Instance // to kill before a daemon stop cancels the run
 }
 
 // stop ends the run with cause and returns at once; done says when it is
-// over. For a daemon stop (errStopping) the requestor is killed before the
-// run's context ends, and no app may start again: the run cannot abort the
-// task in the requestor's store, so the next Start resumes it.
+// over. A daemon stop (errStopping, which wraps host.ErrStopped) stops the
+// run without aborting the task in the requestor's store, so the next
+// Start resumes it; from then on the run's events are not the task's
+// story (quiet).
 func (r *taskRun) stop(cause error) {
 	if errors.Is(cause, errStopping) {
 		r.quiet.Store(true)
-		r.mu.Lock()
-		r.refuse = true
-		reqs := r.requestors
-		r.mu.Unlock()
-		for _, inst := range reqs {
-			_ = inst.Kill()
-		}
 	}
 	r.cancel(cause)
 }
 
 // launcher starts the requestor with one launcher and the providers with
-// another, so that only the requestor gets the family token, and keeps the
-// requestor's instances for taskRun.stop.
+// another, so that only the requestor gets the family token.
 type launcher struct {
-	r         *taskRun
 	requestor host.Launcher
 	provider  host.Launcher
 }
 
 func (l *launcher) Start(ctx context.Context, role host.Role, workDir, logPath string) (host.Instance, error) {
-	l.r.mu.Lock()
-	refuse := l.r.refuse
-	l.r.mu.Unlock()
-	if refuse {
-		return nil, errStopping
-	}
 	if role != host.RoleRequestor {
 		return l.provider.Start(ctx, role, workDir, logPath)
 	}
-	inst, err := l.requestor.Start(ctx, role, workDir, logPath)
-	if err != nil {
-		return nil, err
-	}
-	l.r.mu.Lock()
-	l.r.requestors = append(l.r.requestors, inst)
-	refuse = l.r.refuse
-	l.r.mu.Unlock()
-	if refuse {
-		_ = inst.Kill()
-		return nil, errStopping
-	}
-	return inst, nil
-}
-
-// envLauncher is a launcher whose providers run in the environment the
-// task's CreateTask names (docker).
-type envLauncher struct {
-	*launcher
-	env host.EnvLauncher
-}
-
-func (l envLauncher) ForEnv(ctx context.Context, env host.Env) (host.Launcher, error) {
-	prov, err := l.env.ForEnv(ctx, env)
-	if err != nil {
-		return nil, err
-	}
-	return &launcher{r: l.r, requestor: l.requestor, provider: prov}, nil
+	return l.requestor.Start(ctx, role, workDir, logPath)
 }
 
 // launch starts t's run; d.mu is held. A task created before Start waits
@@ -131,7 +85,7 @@ func (d *Daemon) launch(t *taskRec) {
 // run runs task t to its end, or until its context ends.
 func (d *Daemon) run(ctx context.Context, r *taskRun, t *taskRec) {
 	log := d.log.With("task", t.ID)
-	l, cleanup, family, err := d.launcher(ctx, r, t)
+	l, cleanup, family, err := d.launcher(ctx, t)
 	if err != nil {
 		if context.Cause(ctx) != nil {
 			return // killed or stopped before it started
@@ -363,7 +317,7 @@ func killedTask(tx *bolt.Tx, t *taskRec, reason string, now time.Time) error {
 // package directory) for the process runtime, a docker launcher for the
 // docker runtime. cleanup releases it after the run. family, when not
 // nil, is the requestor's family token, to store before the run starts.
-func (d *Daemon) launcher(ctx context.Context, r *taskRun, t *taskRec) (host.Launcher, func(), *tokenRec, error) {
+func (d *Daemon) launcher(ctx context.Context, t *taskRec) (host.Launcher, func(), *tokenRec, error) {
 	switch t.Runtime {
 	case hostv1.Runtime_RUNTIME_DOCKER:
 		c, err := d.dockerClient(ctx)
@@ -383,7 +337,7 @@ func (d *Daemon) launcher(ctx context.Context, r *taskRun, t *taskRec) (host.Lau
 		}
 		// The docker launcher sets no environment per role: a docker
 		// requestor gets no family token.
-		return envLauncher{launcher: &launcher{r: r, requestor: dl, provider: dl}, env: dl}, cleanup, nil, nil
+		return dl, cleanup, nil, nil
 	default:
 		app, err := d.resolve(ctx, t.App)
 		if err != nil {
@@ -399,7 +353,6 @@ func (d *Daemon) launcher(ctx context.Context, r *taskRun, t *taskRec) (host.Lau
 		}
 		env = append(env, EnvFamilyToken+"="+tok)
 		return &launcher{
-			r:         r,
 			requestor: host.ProcessLauncher{Bin: app.Bin, GtaskApp: true, Env: env},
 			provider:  host.ProcessLauncher{Bin: app.Bin, GtaskApp: true},
 		}, func() {}, &rec, nil
