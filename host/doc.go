@@ -61,7 +61,10 @@
 // by a Run with RunConfig.Resume over the same WorkDir and TaskID: the app
 // reopens the task from its work dir (CreateTask answers AlreadyExists),
 // the parts it accepted are not computed again, and events.jsonl goes on,
-// from task_resumed, with the Seq after its last whole line.
+// from task_resumed, with the Seq after its last whole line. A host that
+// stops on purpose (a daemon's restart) ends Run's ctx with ErrStopped as
+// its cause: the run stops as at any end of ctx, but does not abort the
+// task (task_stopped), and a Run with Resume goes on with it.
 //
 // Every step is an Event, written as one JSON line to the run's
 // events.jsonl and passed to RunConfig.OnEvent; each carries the run's
