@@ -133,3 +133,65 @@ func TestCopyOutputRefusesBeforeLinking(t *testing.T) {
 		})
 	}
 }
+
+// TestRemoveDir removes a provider's dir whatever the app left in it: the
+// usual layout (its output and an empty subtask_inputs/) in one call per
+// entry, and anything else the slow way, never following a link out of
+// the dir.
+func TestRemoveDir(t *testing.T) {
+	tests := []struct {
+		name string
+		// make fills dir, and returns the output's name.
+		make func(t *testing.T, dir, outside string) string
+	}{
+		{"usual", func(t *testing.T, dir, _ string) string {
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "out"), []byte("x"), 0o644))
+			return "out"
+		}},
+		{"no output", func(t *testing.T, dir, _ string) string { return "" }},
+		{"output in a subdir", func(t *testing.T, dir, _ string) string {
+			require.NoError(t, os.MkdirAll(filepath.Join(dir, "a", "b"), 0o755))
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "a", "b", "out"), []byte("x"), 0o644))
+			return "a/b/out"
+		}},
+		{"inputs filled", func(t *testing.T, dir, _ string) string {
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "inputs", "data"), []byte("x"), 0o644))
+			return ""
+		}},
+		{"inputs made a file", func(t *testing.T, dir, _ string) string {
+			require.NoError(t, os.Remove(filepath.Join(dir, "inputs")))
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "inputs"), []byte("x"), 0o644))
+			return ""
+		}},
+		{"inputs made a link out", func(t *testing.T, dir, outside string) string {
+			require.NoError(t, os.Remove(filepath.Join(dir, "inputs")))
+			if err := os.Symlink(outside, filepath.Join(dir, "inputs")); err != nil {
+				t.Skip("no symlinks here:", err)
+			}
+			return ""
+		}},
+		{"output a link out", func(t *testing.T, dir, outside string) string {
+			if err := os.Symlink(outside, filepath.Join(dir, "out")); err != nil {
+				t.Skip("no symlinks here:", err)
+			}
+			return "out"
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			base := t.TempDir()
+			outside := filepath.Join(base, "outside")
+			require.NoError(t, os.Mkdir(outside, 0o755))
+			require.NoError(t, os.WriteFile(filepath.Join(outside, "keep"), []byte("x"), 0o644))
+			dir := filepath.Join(base, "provider")
+			require.NoError(t, os.MkdirAll(filepath.Join(dir, "inputs"), 0o755))
+			out := tt.make(t, dir, outside)
+
+			require.NoError(t, removeDir(dir, out, "inputs"))
+			_, err := os.Lstat(dir)
+			assert.True(t, errors.Is(err, os.ErrNotExist), "the dir is gone: %v", err)
+			_, err = os.Stat(filepath.Join(outside, "keep"))
+			assert.NoError(t, err, "nothing outside the dir was touched")
+		})
+	}
+}
