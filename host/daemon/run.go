@@ -403,6 +403,7 @@ func runEvent(ev host.Event) *hostv1.Event {
 		SubtaskId: ev.Subtask,
 		Part:      part,
 		Attempt:   int32(ev.Attempt),
+		Backup:    int32(ev.Backup),
 		Node:      ev.Node,
 		Verdict:   ev.Verdict,
 		Fail:      string(ev.Fail),

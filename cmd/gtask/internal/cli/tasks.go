@@ -493,6 +493,9 @@ func eventText(ev *hostv1.Event) string {
 	if ev.GetAttempt() > 0 {
 		fmt.Fprintf(&b, " attempt=%d", ev.GetAttempt())
 	}
+	if ev.GetBackup() > 0 {
+		fmt.Fprintf(&b, " backup=%d", ev.GetBackup())
+	}
 	for _, kv := range [][2]string{{"node", ev.GetNode()}, {"verdict", ev.GetVerdict()}, {"fail", ev.GetFail()}} {
 		if kv[1] != "" {
 			fmt.Fprintf(&b, " %s=%s", kv[0], kv[1])

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+
+	hostv1 "github.com/gtask/gtask/gen/gtask/host/v1"
 )
 
 // TestClientCommandsBadInput checks that the client commands refuse what
@@ -53,4 +55,18 @@ func TestParseState(t *testing.T) {
 	}
 	_, err := parseState("unspecified")
 	assert.Error(t, err)
+}
+
+// TestEventText: a watched event on a line says what it is about, a
+// backup's copy included, and leaves out what does not apply.
+func TestEventText(t *testing.T) {
+	ev := &hostv1.Event{
+		Cursor: 12, TaskId: "t1", Kind: "subtask_superseded", SubtaskId: "s1", Part: 3, Attempt: 1, Backup: 1,
+		Node: "node-2", Reason: "the copy on node-0 was computed first",
+		State: hostv1.TaskState_TASK_STATE_RUNNING, Progress: &hostv1.Progress{Parts: 4, Done: 3},
+	}
+	got := eventText(ev)
+	assert.Contains(t, got, `12 --:--:--.--- t1 subtask_superseded subtask=s1 part=3 attempt=1 backup=1 node=node-2 reason="the copy on node-0 was computed first" [running `)
+	plain := eventText(&hostv1.Event{Cursor: 1, TaskId: "t1", Kind: "task_queued", Part: -1})
+	assert.Equal(t, "1 --:--:--.--- t1 task_queued", plain)
 }

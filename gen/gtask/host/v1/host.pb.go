@@ -1166,7 +1166,11 @@ type Event struct {
 	Reason   string    `protobuf:"bytes,12,opt,name=reason,proto3" json:"reason,omitempty"`
 	Progress *Progress `protobuf:"bytes,13,opt,name=progress,proto3" json:"progress,omitempty"`
 	// The task's state after this event.
-	State         TaskState `protobuf:"varint,14,opt,name=state,proto3,enum=gtask.host.v1.TaskState" json:"state,omitempty"`
+	State TaskState `protobuf:"varint,14,opt,name=state,proto3,enum=gtask.host.v1.TaskState" json:"state,omitempty"`
+	// For the events of a backup (backup_started, and the copy's own
+	// subtask_computed, compute_failed, subtask_superseded, ...): which copy
+	// of the subtask, from 1; 0 for the subtask as it was handed out.
+	Backup        int32 `protobuf:"varint,15,opt,name=backup,proto3" json:"backup,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1297,6 +1301,13 @@ func (x *Event) GetState() TaskState {
 		return x.State
 	}
 	return TaskState_TASK_STATE_UNSPECIFIED
+}
+
+func (x *Event) GetBackup() int32 {
+	if x != nil {
+		return x.Backup
+	}
+	return 0
 }
 
 type GetRunLogsRequest struct {
@@ -1813,7 +1824,7 @@ const file_gtask_host_v1_host_proto_rawDesc = "" +
 	"\x04tree\x18\x02 \x01(\bR\x04tree\x12\x16\n" +
 	"\x06cursor\x18\x03 \x01(\x03R\x06cursor\"?\n" +
 	"\x11WatchTaskResponse\x12*\n" +
-	"\x05event\x18\x01 \x01(\v2\x14.gtask.host.v1.EventR\x05event\"\x9a\x03\n" +
+	"\x05event\x18\x01 \x01(\v2\x14.gtask.host.v1.EventR\x05event\"\xb2\x03\n" +
 	"\x05Event\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\x03R\x06cursor\x12\x17\n" +
 	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x10\n" +
@@ -1830,7 +1841,8 @@ const file_gtask_host_v1_host_proto_rawDesc = "" +
 	"\x04fail\x18\v \x01(\tR\x04fail\x12\x16\n" +
 	"\x06reason\x18\f \x01(\tR\x06reason\x123\n" +
 	"\bprogress\x18\r \x01(\v2\x17.gtask.host.v1.ProgressR\bprogress\x12.\n" +
-	"\x05state\x18\x0e \x01(\x0e2\x18.gtask.host.v1.TaskStateR\x05state\"n\n" +
+	"\x05state\x18\x0e \x01(\x0e2\x18.gtask.host.v1.TaskStateR\x05state\x12\x16\n" +
+	"\x06backup\x18\x0f \x01(\x05R\x06backup\"n\n" +
 	"\x11GetRunLogsRequest\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x10\n" +
 	"\x03run\x18\x02 \x01(\tR\x03run\x12\x16\n" +
