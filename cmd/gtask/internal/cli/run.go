@@ -89,8 +89,9 @@ started is killed, the work dir is kept and gtask says where the logs are.
 
 Chaos (--chaos) sabotages attempts on purpose, to show that the task still
 ends right: crash (kill the provider mid-compute), hang (stall it until
---subtask-timeout, or until a backup overtakes it), wrong (invert the result's bytes), garbage (replace it
-with random bytes), each a rate from 0 to 1; seed makes it reproducible.
+--subtask-timeout, or until a backup overtakes it), wrong (invert the
+result's bytes), garbage (replace it with random bytes), each a rate from
+0 to 1; seed makes it reproducible.
 At most one attempt per part is sabotaged. The summary says what was
 injected and how much of it was recovered.
 
