@@ -185,3 +185,33 @@ func TestKeep(t *testing.T) {
 	require.NoError(t, os.RemoveAll(filepath.Dir(m[1])))
 	assert.FileExists(t, filepath.Join(out, "result.json"))
 }
+
+// TestBackupsOvertakeStalls runs mandelbrot through `gtask run` with real
+// processes while chaos stalls two of its providers (seed 2 picks two
+// parts) and --subtask-timeout is far beyond the test's own limit: only
+// backups can end the run, and they do, with the image a run without
+// chaos gives, byte for byte.
+func TestBackupsOvertakeStalls(t *testing.T) {
+	dir := filepath.Join(repoDir(t), "examples", "mandelbrot")
+	plain := runApp(t, dir)
+	stalled := runApp(t, dir, "--chaos", "hang=0.1,seed=2", "--subtask-timeout", "10m")
+
+	c := stalled.summary.Counts
+	assert.Equal(t, map[host.ChaosKind]int{host.ChaosHang: 2}, c.Injected)
+	assert.Equal(t, 2, c.Recovered)
+	assert.Equal(t, 2, c.Backups)
+	assert.Equal(t, 2, c.BackupWins)
+	assert.Equal(t, 2, c.Superseded)
+	assert.Zero(t, c.Failed, "a stalled copy overtaken is no failure")
+	assert.Contains(t, stalled.stderr, "backups:  2 of slow subtasks, 2 computed first")
+	assert.Contains(t, stalled.stderr, "is slow: backup 1 on node-")
+
+	require.Equal(t, plain.files, stalled.files)
+	for _, name := range plain.files {
+		a, err := os.ReadFile(filepath.Join(plain.out, name))
+		require.NoError(t, err)
+		b, err := os.ReadFile(filepath.Join(stalled.out, name))
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(a, b), "%s differs with the stalls overtaken", name)
+	}
+}
