@@ -111,8 +111,10 @@ type RunConfig struct {
 	//	requestor/         the requestor's work dir; the task is in requestor/{TaskID}/,
 	//	                   its results in requestor/{TaskID}/task_outputs/
 	//	providers/{S}/     the task work dir of the provider computing subtask S,
-	//	                   removed once the attempt is over
-	//	logs/              requestor.log and provider-{S}.log: what each app wrote
+	//	                   removed once the attempt is over (a backup's:
+	//	                   providers/{S}.backup{N}/, see Backups)
+	//	logs/              requestor.log and provider-{S}.log (a backup's:
+	//	                   provider-{S}.backup{N}.log): what each app wrote
 	//	events.jsonl       the run's events, one JSON object per line
 	//	created.json       CreateTask's answer (the providers' environment),
 	//	                   for a run that resumes the task (Resume)
